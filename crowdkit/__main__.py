@@ -1,0 +1,3 @@
+from crowdkit.cli import main
+
+main()

@@ -1,0 +1,151 @@
+"""The `crowdkit` command line: one short function per command.
+
+Commands load and validate study.toml first, then call a library function. Heavy imports
+(torch, pandas, boto3, matplotlib) happen inside the commands, so `--help` stays fast.
+Errors the user can fix (CrowdkitError) print one line each and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crowdkit.errors import CrowdkitError, NotBuiltYet
+
+app = typer.Typer(
+    name="crowdkit",
+    help="Run human psychophysics studies of CNN explanations on Mechanical Turk.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+StudyDir = Annotated[Path, typer.Argument(help="The study directory (holds study.toml).")]
+
+
+def _study(directory: Path):
+    from crowdkit.study import load_study
+
+    return load_study(directory)
+
+
+def _not_built(command: str, issue: str) -> NotBuiltYet:
+    return NotBuiltYet(f"`crowdkit {command}` is not available yet: the {issue} issue builds it")
+
+
+@app.command()
+def init(
+    directory: StudyDir,
+    example: Annotated[
+        str, typer.Option(help="The example to start from: quickstart or iclr2021-exp1.")
+    ] = "quickstart",
+) -> None:
+    """Create a study directory with a commented study.toml from an example."""
+    from crowdkit.examples import init_study
+
+    path = init_study(directory, example)
+    typer.echo(f"wrote {path}; edit it, then run `crowdkit stimuli {directory}`")
+
+
+@app.command()
+def stimuli(directory: StudyDir = Path(".")) -> None:
+    """Render stimuli per [stimuli] in study.toml (stimgen issue: not available yet)."""
+    _study(directory)
+    raise _not_built("stimuli", "stimgen")
+
+
+@app.command()
+def design(directory: StudyDir = Path(".")) -> None:
+    """Design the tasks from stimuli/manifest.json into the ledger, and summarise the balance."""
+    from crowdkit.design import design_study
+
+    summary = design_study(_study(directory))
+    typer.echo(summary)
+
+
+@app.command()
+def preview(directory: StudyDir = Path(".")) -> None:
+    """Serve one HIT locally to try it in a browser (worker's-task issue: not available yet)."""
+    _study(directory)
+    raise _not_built("preview", "worker's task")
+
+
+@app.command()
+def publish(directory: StudyDir = Path(".")) -> None:
+    """Upload stimuli and create HITs (publish issue: not available yet)."""
+    _study(directory)
+    raise _not_built("publish", "publish")
+
+
+@app.command()
+def status(directory: StudyDir = Path(".")) -> None:
+    """Show assignments, money and time left per HIT (publish issue: not available yet)."""
+    _study(directory)
+    raise _not_built("status", "publish")
+
+
+@app.command()
+def collect(directory: StudyDir = Path(".")) -> None:
+    """Harvest answers into data/trials.parquet (collect issue: not available yet)."""
+    _study(directory)
+    raise _not_built("collect", "collect")
+
+
+@app.command()
+def review(directory: StudyDir = Path(".")) -> None:
+    """Approve, reject and bonus per [review] policy (collect issue: not available yet)."""
+    _study(directory)
+    raise _not_built("review", "collect")
+
+
+@app.command()
+def analyze(
+    source: Annotated[Path, typer.Argument(help="A study directory or a trials CSV/Parquet.")],
+) -> None:
+    """Accuracy tables with CIs, figures and a report (analysis issue: not available yet)."""
+    if source.is_dir():
+        _study(source)
+    raise _not_built("analyze", "analysis")
+
+
+@app.command()
+def expire(directory: StudyDir = Path(".")) -> None:
+    """Expire this study's open HITs (publish issue: not available yet)."""
+    _study(directory)
+    raise _not_built("expire", "publish")
+
+
+@app.command()
+def serve() -> None:
+    """Run the local MTurk-compatible service (localturk issue: not available yet)."""
+    raise _not_built("serve", "localturk")
+
+
+@app.command()
+def simulate(directory: StudyDir = Path(".")) -> None:
+    """Simulated participants answer local HITs (collect issue: not available yet)."""
+    _study(directory)
+    raise _not_built("simulate", "collect")
+
+
+@app.command()
+def demo(directory: StudyDir = Path("demo-study")) -> None:
+    """The whole loop offline on a CPU (demo issue: not available yet)."""
+    raise _not_built("demo", "offline demo")
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line each."""
+    try:
+        app()
+    except CrowdkitError as exc:
+        for line in exc.lines:
+            typer.echo(f"error: {line}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,35 @@
+"""Errors a user can cause and fix. The CLI prints them as one line, never as a traceback."""
+
+from __future__ import annotations
+
+
+class CrowdkitError(Exception):
+    """A problem the user can fix: bad input, a missing file, a refused action.
+
+    `exit_code` is what the CLI exits with; `lines` are printed one per line (a malformed
+    study.toml has one line per problem).
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, lines: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.lines = lines or [message]
+
+
+class ConfigError(CrowdkitError):
+    """study.toml, a manifest or another input file is malformed."""
+
+    exit_code = 2
+
+
+class NotBuiltYet(CrowdkitError):
+    """A command whose capability a later issue builds."""
+
+    exit_code = 2
+
+
+class LedgerBusy(CrowdkitError):
+    """Another crowdkit process holds the study's write lock."""
+
+    exit_code = 3
