@@ -1,0 +1,120 @@
+"""Small studies for tests: a study.toml and a hand-made manifest of generated images.
+
+The images are tiny PNGs whose colour encodes unit, batch, side and rank, so every file is
+distinct (distinct content-hash keys) and a failing test can be inspected by eye.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from pathlib import Path
+
+from PIL import Image
+
+from crowdkit.manifest import (
+    ExemplarBatch,
+    ImageRef,
+    Manifest,
+    ModelInfo,
+    NaturalExemplars,
+    SyntheticImages,
+    Unit,
+    write_manifest,
+)
+
+STUDY_TOML = """
+[study]
+name = "{name}"
+seed = {seed}
+
+[stimuli]
+weights = "random"
+
+[design]
+conditions = {conditions}
+assignment = "{assignment}"
+reference_mode = "{reference_mode}"
+n_references = {n_references}
+tasks = {tasks}
+trials_per_task = {trials}
+catch_trials_per_task = {catch}
+practice_trials = {practice}
+n_practice_units = 1
+
+[hit]
+title = "Which image excites the network more?"
+description = "Pick which of two images fits the examples better."
+keywords = ["images"]
+reward = "0.50"
+assignments_per_task = {assignments}
+"""
+
+
+def _png(colour: tuple[int, int, int], size: int = 8) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_manifest(
+    stimuli_dir: Path, *, n_units: int = 6, n_batches: int = 3, per_side: int = 10,
+    n_layers: int = 3, synthetic: bool = True, n_synthetic: int = 9,
+) -> Manifest:
+    """Write `n_units` units with generated images and a manifest into `stimuli_dir`."""
+    stimuli_dir.mkdir(parents=True, exist_ok=True)
+    units = []
+    for u in range(n_units):
+        layer = f"mixed{3 + u % n_layers}a"
+        batches = []
+        for b in range(n_batches):
+            sides = {}
+            for side in ("max", "min"):
+                refs = []
+                for rank in range(per_side):
+                    rel = f"u{u}/b{b}/{side}_{rank}.png"
+                    seed = zlib.crc32(rel.encode())
+                    colour = (seed & 255, (seed >> 8) & 255, (seed >> 16) & 255)
+                    (stimuli_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (stimuli_dir / rel).write_bytes(_png(colour))
+                    act = (rank + 100.0) if side == "max" else (rank - 100.0)
+                    refs.append(ImageRef(path=rel, activation=act))
+                sides[side] = refs
+            batches.append(ExemplarBatch(index=b, max=sides["max"], min=sides["min"]))
+        syn = None
+        if synthetic:
+            syn_refs = {}
+            for side in ("max", "min"):
+                refs = []
+                for i in range(n_synthetic):
+                    rel = f"u{u}/synthetic/{side}_{i}.png"
+                    seed = zlib.crc32(rel.encode())
+                    (stimuli_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (stimuli_dir / rel).write_bytes(
+                        _png((seed & 255, (seed >> 8) & 255, (seed >> 16) & 255)))
+                    refs.append(ImageRef(path=rel, activation=float(i)))
+                syn_refs[side] = refs
+            syn = SyntheticImages(max=syn_refs["max"], min=syn_refs["min"])
+        units.append(Unit(id=f"{3 + u % n_layers}a:{u}", layer=layer, channel=u,
+                          label=f"{3 + u % n_layers}a", selection="random",
+                          natural=NaturalExemplars(batches=batches), synthetic=syn))
+    manifest = Manifest(model=ModelInfo(name="test", random_weights=True), units=units)
+    write_manifest(manifest, stimuli_dir / "manifest.json")
+    return manifest
+
+
+def make_study(
+    root: Path, *, name: str = "teststudy", seed: int = 7,
+    conditions: str = '["natural", "synthetic"]',
+    assignment: str = "between", reference_mode: str = "min+max", n_references: int = 9,
+    tasks: int = 4, trials: int = 8, catch: int = 2, practice: int = 2, assignments: int = 1,
+    **manifest_kwargs: object,
+) -> Path:
+    """A study directory with a study.toml and a generated manifest; returns the directory."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "study.toml").write_text(STUDY_TOML.format(
+        name=name, seed=seed, conditions=conditions, assignment=assignment,
+        reference_mode=reference_mode, n_references=n_references, tasks=tasks, trials=trials,
+        catch=catch, practice=practice, assignments=assignments))
+    make_manifest(root / "stimuli", **manifest_kwargs)  # type: ignore[arg-type]
+    return root

@@ -1,0 +1,88 @@
+"""The command line: every command is there, start-up stays light, errors are one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.factories import make_study
+
+ROOT = Path(__file__).resolve().parents[1]
+DESIGN_COMMANDS = ["init", "stimuli", "preview", "publish", "status", "collect", "review",
+                   "analyze", "expire", "serve", "simulate", "demo"]
+STUDY_COMMANDS = ["stimuli", "design", "preview", "publish", "status", "collect", "review",
+                  "analyze", "expire", "simulate"]
+
+
+def crowdkit(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crowdkit", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def test_help_lists_every_command_of_the_design():
+    out = crowdkit("--help").stdout
+    for command in DESIGN_COMMANDS:
+        assert f"  {command} " in out, command
+
+
+def test_help_imports_no_heavy_library():
+    code = ("import sys; sys.argv = ['crowdkit', '--help']\n"
+            "from crowdkit.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "import json; heavy = ['torch', 'pandas', 'boto3', 'botocore', 'matplotlib',"
+            " 'numpy', 'PIL']\n"
+            "print(json.dumps([m for m in heavy if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("command", STUDY_COMMANDS)
+def test_every_study_command_validates_study_toml_first(tmp_path: Path, command: str):
+    (tmp_path / "study.toml").write_text('[study]\nname = "x"\n[hit]\ntitle = "t"\n'
+                                         'description = "d"\nreward = 1.5\n')
+    args = [command, str(tmp_path)]
+    if command == "simulate":
+        args += ["--participants", "1"]
+    result = crowdkit(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"error: {tmp_path}/study.toml: [hit] reward: expected money as a decimal string "
+        'such as "1.25" (quoted), got 1.5')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]  # nothing written
+
+
+def test_missing_study_is_one_line_without_traceback(tmp_path: Path):
+    result = crowdkit("status", str(tmp_path / "nothing"))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "crowdkit init" in result.stderr
+
+
+def test_commands_not_built_yet_say_so_and_exit_2(tmp_path: Path):
+    make_study(tmp_path / "s", n_units=3, n_batches=1)
+    help_text = crowdkit("--help").stdout
+    pending = [c for c in STUDY_COMMANDS if f"  {c} " in help_text
+               and "not available yet" in help_text.split(f"  {c} ")[1].split("\n")[0]]
+    for command in pending:
+        result = crowdkit(command, str(tmp_path / "s"))
+        assert result.returncode == 2
+        assert result.stderr.strip().startswith(f"error: `crowdkit {command}` is not available")
+
+
+def test_init_then_design_gives_a_balanced_design_in_the_ledger(tmp_path: Path):
+    result = crowdkit("init", str(tmp_path / "s"), "--example", "iclr2021-exp1")
+    assert result.returncode == 0, result.stderr
+    again = crowdkit("init", str(tmp_path / "s"))
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+    root = make_study(tmp_path / "t", tasks=6, trials=5, catch=1)
+    result = crowdkit("design", str(root))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("designed 6 tasks, 30 main, 6 catch and 12 practice trials")
+    assert (root / "study.db").is_file()
