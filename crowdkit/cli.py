@@ -105,11 +105,32 @@ def review(directory: StudyDir = Path(".")) -> None:
 @app.command()
 def analyze(
     source: Annotated[Path, typer.Argument(help="A study directory or a trials CSV/Parquet.")],
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help="Also split accuracy by these columns, e.g. layer,n_references."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of tables.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write figures and report.html here (a study's default: DIR/report)."),
+    ] = None,
 ) -> None:
-    """Accuracy tables with CIs, figures and a report (analysis issue: not available yet)."""
+    """Accuracy per condition with 95 % CIs, comparisons, figures and a self-contained report."""
+    import json
+
+    from crowdkit import analysis
+
     if source.is_dir():
-        _study(source)
-    raise _not_built("analyze", "analysis")
+        out = out or _study(source).report_dir
+    result = analysis.analyze(analysis.load_trials(source), by=analysis.parse_by(by),
+                              source=str(analysis.trials_file(source)))
+    report = analysis.write_report(result, out) if out else None
+    if as_json:
+        typer.echo(json.dumps(result.to_json(report), allow_nan=False))
+    else:
+        analysis.print_tables(result, report)
 
 
 @app.command()
