@@ -609,6 +609,8 @@ def _check_has_main_trials(trials: pd.DataFrame, main: pd.DataFrame) -> None:
 
 # --------------------------------------------------------------------------- text output
 
+_LABELS = {"condition", "expert_level", "outcome", "versus", "tests"}  # left-aligned columns
+
 
 def print_tables(analysis: Analysis, report: Path | None = None, console: Any = None) -> None:
     """The human-readable output of `crowdkit analyze`: rich tables on the terminal."""
@@ -635,9 +637,6 @@ def print_tables(analysis: Analysis, report: Path | None = None, console: Any = 
         console.print(rich_table)
     if report:
         console.print(f"report: {escape(str(report))}")
-
-
-_LABELS = {"condition", "expert_level", "outcome", "versus", "tests"}
 
 
 def _reasons_text(counts: dict[str, Any]) -> str:

@@ -270,18 +270,24 @@ def test_identical_scores_give_no_test_rather_than_a_crash() -> None:
 def test_csv_with_string_booleans_and_parquet_read_the_same(tmp_path: Path) -> None:
     frame = pd.DataFrame(
         {
-            "participant_id": [1, 1, 2, 2],
-            "condition": ["none", "none", "none", "none"],
-            "phase": ["main"] * 4,
-            "correct": [True, False, True, True],
+            "participant_id": [1, 1, 2, 2, 3, 3],
+            "condition": ["none"] * 6,
+            "phase": ["main"] * 6,
+            "correct": [True, False, True, True, False, False],
+            "excluded": [False, False, False, False, True, True],
         }
     )
-    frame.assign(correct=["True", "False", "true", "1"]).to_csv(tmp_path / "t.csv", index=False)
+    as_text = frame.assign(
+        correct=["True", "False", "true", "1", "FALSE", "0"],
+        excluded=["False", "", "false", "0", "True", "True"],  # empty: not excluded
+    )
+    as_text.to_csv(tmp_path / "t.csv", index=False)
     frame.to_parquet(tmp_path / "t.parquet")
     from_csv = analysis.summarize(analysis.load_trials(tmp_path / "t.csv"))
     from_parquet = analysis.summarize(analysis.load_trials(tmp_path / "t.parquet"))
     pd.testing.assert_frame_equal(from_csv, from_parquet)
-    assert row(from_csv, condition="none")["accuracy"] == pytest.approx(0.75)
+    none = row(from_csv, condition="none")
+    assert (none["accuracy"], none["n_participants"]) == (0.75, 2)
 
 
 def test_missing_required_column_names_it(tmp_path: Path) -> None:
