@@ -68,10 +68,19 @@ def design(directory: StudyDir = Path(".")) -> None:
 
 
 @app.command()
-def preview(directory: StudyDir = Path(".")) -> None:
-    """Serve one HIT locally to try it in a browser (worker's-task issue: not available yet)."""
-    _study(directory)
-    raise _not_built("preview", "worker's task")
+def preview(
+    directory: StudyDir = Path("."),
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8766,
+    task: Annotated[int, typer.Option(help="Which task of the design to show (from 0).")] = 0,
+) -> None:
+    """Serve one HIT locally to try it in a browser; the submission is shown, not sent."""
+    from crowdkit.preview import preview_server
+
+    with preview_server(_study(directory), task_index=task, port=port) as server:
+        typer.echo(f"previewing task {server.task.task_id} at {server.base_url}/ (Ctrl+C stops)")
+        typer.echo(f"  as a worker who accepted it: {server.worker_url}")
+        typer.echo(f"  as MTurk's preview:           {server.preview_url}")
+        server.wait()
 
 
 @app.command()

@@ -130,15 +130,36 @@ class ReviewSection(Section):
     bonus_reason: str = "Thank you for your careful work."
 
 
+class PageTexts(Section):
+    """Wording of the worker's page, screen by screen. Unset keys keep the packaged wording.
+
+    Plain text, never HTML (it is escaped); a blank line starts a new paragraph.
+    """
+
+    preview: str | None = None  # the preview screen; unset: [hit] description
+    example: str | None = None  # caption of the worked example in the instructions
+    practice: str | None = None  # before the first practice trial
+    practice_retry: str | None = None  # after a practice round with a mistake
+    practice_passed: str | None = None  # after a practice round without mistakes
+    practice_exhausted: str | None = None  # attempts used up: the task goes on anyway
+    main: str | None = None  # before the first main trial
+    block_break: str | None = None  # between blocks of different reference types
+    questionnaire: str | None = None  # above the questionnaire
+    too_small: str | None = None  # the window is smaller than the layout needs
+
+
 class PageSection(Section):
     """What the worker's page says and how it behaves (hit_templates)."""
 
     templates_dir: str | None = None
-    instructions: str = ""
-    practice_max_attempts: int = Field(default=3, ge=1)
+    instructions: str = ""  # study-specific instructions; empty: the packaged explanation
+    texts: PageTexts = Field(default_factory=PageTexts)
+    practice_max_attempts: int = Field(default=3, ge=1, le=100)
     min_window_width: int = Field(default=1000, ge=320)
     min_window_height: int = Field(default=600, ge=240)
     questionnaire: bool = True
+    feedback_ms: int = Field(default=1500, ge=0, le=60_000)  # practice feedback on screen
+    inter_trial_ms: int = Field(default=400, ge=0, le=10_000)  # blank screen between trials
 
 
 class StudyConfig(Section):

@@ -1,0 +1,285 @@
+"""hit_templates -> the worker's HTML page -> HTMLQuestion XML (MTurk's 64 KB limit checked).
+
+The page is one self-contained document: the Jinja templates in the `hit_templates` package
+(or a study's own folder, which takes precedence) inline their CSS and JavaScript, and the
+task itself travels as one JSON object in a `<script type="application/json">` element.
+
+That JSON holds only the public task. Image keys ("<hex digest>.<ext>") are packed as raw
+digest bytes in base64 -- about half the size of hex -- so a 40-trial HIT with 9 + 9
+references stays well inside MTurk's 64 KB; the page turns them back into
+`image_base_url + key` URLs. Nothing in it says which query is the max one or which trial
+is a catch trial; `check_public_task` refuses a task whose ids or fields would.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+import hit_templates
+from crowdkit.design import PublicTask
+from crowdkit.errors import ConfigError, CrowdkitError
+from crowdkit.study import StudyConfig
+from crowdkit.units import money_str
+
+PAGE_TEMPLATE = "task.html"
+PACKAGED_TEMPLATES = Path(next(iter(hit_templates.__path__))).resolve()
+QUESTION_LIMIT_BYTES = 65535
+HTML_QUESTION_NS = (
+    "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2011-11-11/HTMLQuestion.xsd"
+)
+_IMAGE_KEY = re.compile(r"^((?:[0-9a-f]{2}){8,64})\.([a-z0-9]{1,8})$")
+# Words that must never appear in what the page knows about a test trial.
+_TELLTALE = re.compile(r"max|min|catch", re.IGNORECASE)
+
+
+def template_environment(override_dir: Path | None = None) -> jinja2.Environment:
+    """A Jinja environment over the packaged templates, with `override_dir` taking precedence.
+
+    Autoescape is on for every template, whatever its extension: text that reaches the page
+    (researcher wording, ids) is always escaped.
+    """
+    loaders: list[jinja2.BaseLoader] = []
+    if override_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(str(override_dir)))
+    loaders.append(jinja2.FileSystemLoader(str(PACKAGED_TEMPLATES)))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.policies["json.dumps_kwargs"] = {"separators": (",", ":"), "sort_keys": False}
+    env.filters["paragraphs"] = paragraphs
+    return env
+
+
+def paragraphs(text: str) -> Markup:
+    """Plain text -> escaped `<p>` elements; a blank line starts a new paragraph."""
+    parts = [p.strip() for p in re.split(r"\n\s*\n", text or "") if p.strip()]
+    return Markup("").join(Markup("<p>{}</p>").format(escape(p)) for p in parts)
+
+
+def describe_duration(seconds: int) -> str:
+    """Expected time as a worker reads it: "about 15 minutes", "about 1 hour 30 minutes"."""
+    minutes = max(1, round(seconds / 60))
+    hours, minutes = divmod(minutes, 60)
+    parts = []
+    if hours:
+        parts.append(f"{hours} hour" + ("s" if hours > 1 else ""))
+    if minutes:
+        parts.append(f"{minutes} minute" + ("s" if minutes > 1 else ""))
+    return "about " + " ".join(parts)
+
+
+def describe_money(amount: Decimal) -> str:
+    return f"${money_str(amount)}"
+
+
+def check_public_task(task: PublicTask) -> None:
+    """Refuse a task the page could leak the answer from, before any of it is rendered.
+
+    Keys must be content hashes; test trials carry no feedback, and neither their ids nor
+    their condition may contain "max", "min" or "catch".
+    """
+    where = f"task {task.task_id}"
+    for trial in task.trials:
+        for key in _trial_keys(trial):
+            if not _IMAGE_KEY.match(key):
+                raise CrowdkitError(
+                    f"{where}, trial {trial.trial_id}: image key {key!r} is not a content-hash "
+                    'key ("<hex digest>.<ext>"); the page only shows hashed keys'
+                )
+        if trial.phase != "test":
+            continue
+        if trial.feedback is not None:
+            raise CrowdkitError(
+                f"{where}, trial {trial.trial_id}: a test trial carries feedback, which would "
+                "tell the worker the answer"
+            )
+        for field in ("trial_id", "condition"):
+            value = getattr(trial, field)
+            if _TELLTALE.search(value):
+                raise CrowdkitError(
+                    f"{where}: test trial {field} {value!r} contains "
+                    f"{_TELLTALE.search(value).group(0)!r}, which would leak the answer"
+                )
+
+
+def _trial_keys(trial) -> list[str]:
+    refs = trial.references
+    return [*refs.left, *refs.right, trial.queries.top, trial.queries.bottom]
+
+
+def page_data(task: PublicTask, config: StudyConfig, image_base_url: str) -> dict[str, Any]:
+    """The JSON the page runs on: the public task with packed image keys, and its settings.
+
+    Images are listed trial by trial in screen order (left references, right references,
+    top query, bottom query); each trial says how many references each side has.
+    """
+    check_public_task(task)
+    keys = [key for trial in task.trials for key in _trial_keys(trial)]
+    digests, exts = [], []
+    for key in keys:
+        hex_digest, ext = _IMAGE_KEY.match(key).groups()
+        digests.append(bytes.fromhex(hex_digest))
+        exts.append(ext)
+    if len({len(d) for d in digests}) > 1:
+        raise CrowdkitError(f"task {task.task_id}: image keys of different lengths in one task")
+    ext_table = sorted(set(exts))
+    if len(ext_table) > 10:
+        raise CrowdkitError(f"task {task.task_id}: more than 10 image file types in one task")
+    page = config.page
+    trials = []
+    for trial in task.trials:
+        item: dict[str, Any] = {
+            "id": trial.trial_id,
+            "phase": trial.phase,
+            "cond": trial.condition,
+            "n": [len(trial.references.left), len(trial.references.right)],
+        }
+        if trial.phase == "practice" and trial.feedback is not None:
+            item["answer"] = trial.feedback.correct
+        trials.append(item)
+    data: dict[str, Any] = {
+        "task": task.task_id,
+        "base": _base_url(image_base_url),
+        "bytes": len(digests[0]) if digests else 16,
+        "keys": base64.b64encode(b"".join(digests)).decode("ascii"),
+        "ext": ext_table,
+        "trials": trials,
+        "settings": {
+            "attempts": page.practice_max_attempts,
+            "feedback_ms": page.feedback_ms,
+            "iti_ms": page.inter_trial_ms,
+            "window": [page.min_window_width, page.min_window_height],
+            "questionnaire": page.questionnaire,
+        },
+    }
+    if len(ext_table) > 1:
+        data["exti"] = "".join(str(ext_table.index(e)) for e in exts)
+    return data
+
+
+def _base_url(url: str) -> str:
+    if not url or any(c.isspace() or c in "\"'<>\\" for c in url):
+        raise CrowdkitError(f"image base URL {url!r} is empty or has characters a URL cannot")
+    return url if url.endswith("/") else url + "/"
+
+
+def render_task_html(
+    task: PublicTask,
+    config: StudyConfig,
+    image_base_url: str,
+    *,
+    templates_dir: Path | None = None,
+    study_root: Path | None = None,
+) -> str:
+    """Render one task into the worker's page: one self-contained HTML document.
+
+    Templates in `templates_dir` -- or else in [page] templates_dir, relative to
+    `study_root` -- take precedence over the packaged ones, file by file.
+    """
+    override = templates_dir if templates_dir is not None else _study_templates(config, study_root)
+    env = template_environment(override)
+    d = config.design
+    strong_side = d.max_side
+    weak_side = "left" if strong_side == "right" else "right"
+    practice = [t for t in task.trials if t.phase == "practice"]
+    tests = [t for t in task.trials if t.phase == "test"]
+    context = {
+        "title": config.hit.title,
+        "description": config.hit.description,
+        "expected_time": describe_duration(config.hit.expected_time),
+        "reward": describe_money(config.hit.reward),
+        "page": config.page,
+        "texts": config.page.texts,
+        "instructions": config.page.instructions,
+        "strong_side": strong_side,
+        "weak_side": weak_side,
+        "two_sided": d.reference_mode == "min+max",
+        "n_practice": len(practice),
+        "n_tests": len(tests),
+        "has_no_reference_trials": any(
+            not (t.references.left or t.references.right) for t in task.trials
+        ),
+        "data": page_data(task, config, image_base_url),
+    }
+    try:
+        return env.get_template(PAGE_TEMPLATE).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise CrowdkitError(
+            f"HIT template {exc.filename or exc.name}, line {exc.lineno}: {exc.message}"
+        ) from None
+    except jinja2.TemplateNotFound as exc:
+        raise CrowdkitError(f"HIT template not found: {exc.name}") from None
+    except jinja2.UndefinedError as exc:
+        raise CrowdkitError(f"HIT template uses an unknown name: {exc.message}") from None
+
+
+def _study_templates(config: StudyConfig, study_root: Path | None) -> Path | None:
+    folder = config.page.templates_dir
+    if folder is None:
+        return None
+    path = (study_root or Path(".")) / folder
+    if not path.is_dir():
+        raise ConfigError(f"[page] templates_dir: no folder at {path}")
+    return path
+
+
+def html_question_xml(html: str) -> str:
+    """Wrap a page as an HTMLQuestion with FrameHeight 0 (MTurk sizes the frame to fit).
+
+    The page goes in a CDATA section; any "]]>" inside it is split across two sections so
+    the XML stays well formed and the page arrives byte for byte.
+    """
+    cdata = html.replace("]]>", "]]]]><![CDATA[>")
+    return (
+        f'<HTMLQuestion xmlns="{HTML_QUESTION_NS}">'
+        f"<HTMLContent><![CDATA[{cdata}]]></HTMLContent>"
+        "<FrameHeight>0</FrameHeight>"
+        "</HTMLQuestion>"
+    )
+
+
+def question_size(xml: str) -> int:
+    """The size MTurk counts: bytes of the question in UTF-8."""
+    return len(xml.encode("utf-8"))
+
+
+def check_question_size(xml: str, task_id: str) -> int:
+    """Raise CrowdkitError if the question is over MTurk's 64 KB; return its size in bytes."""
+    size = question_size(xml)
+    if size > QUESTION_LIMIT_BYTES:
+        raise CrowdkitError(
+            f"task {task_id}: the HIT question is {size:,} bytes, over MTurk's limit of "
+            f"{QUESTION_LIMIT_BYTES:,} by {size - QUESTION_LIMIT_BYTES:,}; reduce "
+            "[design] trials_per_task or n_references (every image shown adds to it), "
+            "or shorten the [page] texts or the study's own templates"
+        )
+    return size
+
+
+def render_question(
+    task: PublicTask,
+    config: StudyConfig,
+    image_base_url: str,
+    *,
+    study_root: Path | None = None,
+    templates_dir: Path | None = None,
+) -> str:
+    """The HTMLQuestion XML for one task, checked against MTurk's size limit."""
+    html = render_task_html(
+        task, config, image_base_url, templates_dir=templates_dir, study_root=study_root
+    )
+    xml = html_question_xml(html)
+    check_question_size(xml, task.task_id)
+    return xml

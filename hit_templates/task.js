@@ -1,0 +1,350 @@
+/* The worker's task: preview, instructions, practice, trials, questionnaire, submission.
+ *
+ * All the page knows about the task is the task-data JSON: opaque trial ids, image URLs by
+ * screen position, and the answers of practice trials only. It never judges a test trial;
+ * correctness is computed later from the answer key, which never reaches the page.
+ */
+"use strict";
+(() => {
+  const data = JSON.parse(document.getElementById("task-data").textContent);
+  const settings = data.settings;
+  const params = new URLSearchParams(window.location.search);
+  const assignmentId = params.get("assignmentId") || "";
+  const previewing = assignmentId === "" || assignmentId === "ASSIGNMENT_ID_NOT_AVAILABLE";
+  const KEYS = {
+    Digit1: ["top", 1], Digit2: ["top", 2], Digit3: ["top", 3],
+    Numpad1: ["top", 1], Numpad2: ["top", 2], Numpad3: ["top", 3],
+    KeyQ: ["bottom", 1], KeyW: ["bottom", 2], KeyE: ["bottom", 3],
+  };
+
+  const byId = (id) => document.getElementById(id);
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+  const bounded = (x, low, high) => (x < low ? low : x > high ? high : x);
+  const clicked = (button) =>
+    new Promise((resolve) => button.addEventListener("click", () => resolve(), { once: true }));
+
+  /* Image URLs. The JSON packs every key's digest bytes, in base64, in screen order: per
+   * trial the left references, the right references, the top query, the bottom query. */
+  function decodeImageUrls() {
+    const raw = atob(data.keys);
+    const urls = [];
+    for (let i = 0; (i + 1) * data.bytes <= raw.length; i++) {
+      let hex = "";
+      for (let j = i * data.bytes; j < (i + 1) * data.bytes; j++) {
+        hex += raw.charCodeAt(j).toString(16).padStart(2, "0");
+      }
+      const ext = data.ext[data.exti ? Number(data.exti[i]) : 0];
+      urls.push(data.base + hex + "." + ext);
+    }
+    return urls;
+  }
+
+  function buildTrials() {
+    const urls = decodeImageUrls();
+    let next = 0;
+    const take = (n) => urls.slice(next, (next += n));
+    return data.trials.map((t) => {
+      const left = take(t.n[0]);
+      const right = take(t.n[1]);
+      const [top, bottom] = take(2);
+      return { id: t.id, phase: t.phase, cond: t.cond, answer: t.answer, left, right, top, bottom };
+    });
+  }
+
+  function show(name) {
+    for (const screen of document.querySelectorAll(".screen")) {
+      screen.hidden = screen.id !== "screen-" + name;
+    }
+    window.scrollTo(0, 0);
+  }
+
+  /* Sizes that fit the window: two queries and two answer rows tall, three columns of
+   * references on each side of the centre. */
+  function layout() {
+    const root = document.documentElement.style;
+    const query = bounded(Math.floor((innerHeight - 200) / 2), 96, 360);
+    const byWidth = Math.floor((innerWidth - query - 220) / 6);
+    const byHeight = Math.floor((innerHeight - 130) / 3);
+    root.setProperty("--q", query + "px");
+    root.setProperty("--r", bounded(byWidth < byHeight ? byWidth : byHeight, 36, 200) + "px");
+  }
+
+  function fillGroup(group, urls) {
+    const grid = group.querySelector(".grid");
+    grid.replaceChildren(...urls.map((url) => {
+      const img = new Image();
+      img.alt = "";
+      img.src = url;
+      return img;
+    }));
+    grid.style.setProperty("--cols", urls.length > 4 ? 3 : urls.length > 1 ? 2 : 1);
+    group.classList.toggle("empty", urls.length === 0);
+  }
+
+  /* The worked example: the first practice trial, with its answer framed. */
+  function fillExamples(trials) {
+    const example = trials.find((t) => t.phase === "practice");
+    if (!example) return;
+    for (const figure of document.querySelectorAll(".example")) {
+      const [left, right] = figure.querySelectorAll(".group");
+      fillGroup(left, example.left);
+      fillGroup(right, example.right);
+      const [top, bottom] = figure.querySelectorAll(".query");
+      top.src = example.top;
+      bottom.src = example.bottom;
+      (example.answer === "top" ? top : bottom).classList.add("solution");
+      figure.querySelector(".answer-position").textContent = example.answer;
+    }
+  }
+
+  /* Preloading: every image is fetched (and kept) before the task can start. */
+  const keptImages = [];
+  function preload(urls, onProgress) {
+    const unique = [...new Set(urls)];
+    let settled = 0;
+    const failed = [];
+    onProgress(0, unique.length);
+    return Promise.all(unique.map((url) => new Promise((resolve) => {
+      const img = new Image();
+      img.onload = () => { keptImages.push(img); settled++; onProgress(settled, unique.length); resolve(); };
+      img.onerror = () => { failed.push(url); settled++; onProgress(settled, unique.length); resolve(); };
+      img.src = url;
+    }))).then(() => failed);
+  }
+
+  async function loadAll(trials) {
+    const bar = byId("load-bar");
+    const status = byId("load-status");
+    const retry = byId("load-retry");
+    const progress = (done, total) => {
+      bar.style.width = (total ? (100 * done) / total : 100).toFixed(1) + "%";
+      status.textContent = "Loading images: " + done + " of " + total;
+    };
+    let pending = trials.flatMap((t) => [...t.left, ...t.right, t.top, t.bottom]);
+    for (;;) {
+      const failed = await preload(pending, progress);
+      if (failed.length === 0) break;
+      status.textContent = failed.length + " image" + (failed.length === 1 ? "" : "s") +
+        " could not be loaded. Check your connection, then try again.";
+      retry.hidden = false;
+      await clicked(retry);
+      retry.hidden = true;
+      pending = failed;
+    }
+    status.textContent = "All images are loaded.";
+  }
+
+  function windowFits() {
+    return innerWidth >= settings.window[0] && innerHeight >= settings.window[1];
+  }
+
+  /* Instructions: the task starts once every image is loaded and the window is big enough. */
+  async function instructions(trials) {
+    show("instructions");
+    const startedAt = performance.now();
+    const start = byId("start");
+    let loaded = false;
+    const refresh = () => {
+      const fits = windowFits();
+      byId("too-small").hidden = fits;
+      byId("window-now").textContent =
+        "This window is now " + innerWidth + " \u00d7 " + innerHeight + " pixels.";
+      const wasDisabled = start.disabled;
+      start.disabled = !(loaded && fits);
+      if (wasDisabled && !start.disabled) start.focus();
+    };
+    window.addEventListener("resize", refresh);
+    refresh();
+    loadAll(trials).then(() => { loaded = true; refresh(); });
+    await clicked(start);
+    window.removeEventListener("resize", refresh);
+    return performance.now() - startedAt;
+  }
+
+  /* One trial. Reaction time runs from the first frame on which every image of the trial is
+   * on screen (images decoded, stage made visible, two animation frames later) to the answer. */
+  const stage = byId("stage");
+  const queryTop = byId("query-top");
+  const queryBottom = byId("query-bottom");
+  let awaitingAnswer = null;
+
+  function answer(response, confidence) {
+    if (!awaitingAnswer) return;
+    const resolve = awaitingAnswer;
+    awaitingAnswer = null;
+    resolve({ response, confidence, at: performance.now() });
+  }
+
+  for (const button of document.querySelectorAll(".answer")) {
+    button.addEventListener("click", () =>
+      answer(button.dataset.response, Number(button.dataset.confidence)));
+  }
+  document.addEventListener("keydown", (event) => {
+    const key = KEYS[event.code];
+    if (!key || !awaitingAnswer || event.repeat || event.ctrlKey || event.metaKey || event.altKey) {
+      return;
+    }
+    event.preventDefault();
+    answer(key[0], key[1]);
+  });
+
+  async function runTrial(trial, label) {
+    if (document.activeElement) document.activeElement.blur();
+    stage.classList.add("blank");
+    show("trial");
+    byId("trial-counter").textContent = label;
+    byId("feedback").replaceChildren();
+    fillGroup(byId("group-left"), trial.left);
+    fillGroup(byId("group-right"), trial.right);
+    queryTop.src = trial.top;
+    queryBottom.src = trial.bottom;
+    const decoded = [...stage.querySelectorAll("img")].map((img) => img.decode().then(
+      () => undefined, () => undefined));
+    await Promise.all([sleep(settings.iti_ms), ...decoded]);
+    stage.classList.remove("blank");
+    await nextFrame();
+    await nextFrame();
+    const shownAt = performance.now();
+    stage.classList.add("ready");
+    const choice = await new Promise((resolve) => { awaitingAnswer = resolve; });
+    stage.classList.remove("ready");
+    return {
+      trial_id: trial.id,
+      response: choice.response,
+      confidence: choice.confidence,
+      rt_ms: Math.round((choice.at - shownAt) * 10) / 10,
+    };
+  }
+
+  function fillText(box, values) {
+    for (const [name, value] of Object.entries(values)) {
+      for (const element of box.querySelectorAll("." + name)) element.textContent = value;
+    }
+  }
+
+  async function practiceFeedback(trial, right) {
+    const box = byId("feedback");
+    box.replaceChildren(byId(right ? "text-correct" : "text-wrong").content.cloneNode(true));
+    fillText(box, { "answer-position": trial.answer });
+    const solution = trial.answer === "top" ? queryTop : queryBottom;
+    solution.classList.add("solution");
+    await sleep(settings.feedback_ms);
+    solution.classList.remove("solution");
+    box.replaceChildren();
+  }
+
+  async function message(templateId, values = {}) {
+    const box = byId("message-text");
+    box.replaceChildren(byId(templateId).content.cloneNode(true));
+    fillText(box, values);
+    show("message");
+    const button = byId("message-continue");
+    button.focus();
+    await clicked(button);
+  }
+
+  /* Practice rounds repeat until one has no mistake or the attempts are used up. */
+  async function practice(trials, responses) {
+    if (trials.length === 0) return 0;
+    await message("text-practice");
+    for (let round = 1; ; round++) {
+      let mistakes = 0;
+      for (const [i, trial] of trials.entries()) {
+        const result = await runTrial(trial, "Practice " + (i + 1) + " of " + trials.length);
+        responses.push({ ...result, round });
+        const right = result.response === trial.answer;
+        if (!right) mistakes++;
+        await practiceFeedback(trial, right);
+      }
+      if (mistakes === 0) {
+        await message("text-practice-passed");
+        return round;
+      }
+      if (round >= settings.attempts) {
+        await message("text-practice-exhausted");
+        return round;
+      }
+      await message("text-practice-retry");
+    }
+  }
+
+  /* Test trials, in the order given; a break wherever the reference type changes. */
+  async function testTrials(trials, responses) {
+    const conditions = trials.map((t) => t.cond);
+    const blocks = conditions.filter((c, i) => i === 0 || c !== conditions[i - 1]).length;
+    await message("text-main");
+    let block = 1;
+    for (const [i, trial] of trials.entries()) {
+      if (i > 0 && trial.cond !== trials[i - 1].cond) {
+        await message("text-block-break", { "blocks-done": block, "blocks-total": blocks });
+        block++;
+      }
+      const result = await runTrial(trial, "Trial " + (i + 1) + " of " + trials.length);
+      responses.push({ ...result, round: 1 });
+    }
+  }
+
+  function askQuestionnaire() {
+    show("questionnaire");
+    const form = byId("questionnaire");
+    const first = form.querySelector("input, button");
+    if (first) first.focus();
+    return new Promise((resolve) => {
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        if (!settings.questionnaire) return resolve(null);
+        const fields = form.elements;
+        resolve({
+          cnn_experience: Number(fields.namedItem("cnn").value),
+          fv_experience: Number(fields.namedItem("fv").value),
+          feedback: byId("comments").value.slice(0, 5000),
+        });
+      }, { once: true });
+    });
+  }
+
+  function submit(payload) {
+    show("done");
+    const form = byId("mturk-form");
+    const base = (params.get("turkSubmitTo") || "").replace(/\/+$/, "");
+    form.setAttribute("action", base + "/mturk/externalSubmit");
+    form.elements.namedItem("assignmentId").value = assignmentId;
+    form.elements.namedItem("data").value = JSON.stringify(payload);
+    form.submit();
+  }
+
+  async function run() {
+    const trials = buildTrials();
+    layout();
+    window.addEventListener("resize", layout);
+    fillExamples(trials);
+    if (previewing) {
+      show("preview");
+      return;
+    }
+    const instructionsMs = await instructions(trials);
+    const responses = [];
+    const practiceRounds = await practice(trials.filter((t) => t.phase === "practice"), responses);
+    await testTrials(trials.filter((t) => t.phase === "test"), responses);
+    const questionnaire = await askQuestionnaire();
+    submit({
+      schema_version: 1,
+      task_id: data.task,
+      trials: responses,
+      practice_rounds: practiceRounds,
+      timing: {
+        instructions_ms: Math.round(instructionsMs),
+        total_ms: Math.round(performance.now()),
+      },
+      questionnaire,
+      client: {
+        window_width: innerWidth,
+        window_height: innerHeight,
+        user_agent: navigator.userAgent.slice(0, 1000),
+      },
+    });
+  }
+
+  run();
+})();
