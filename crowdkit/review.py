@@ -1,0 +1,253 @@
+"""`crowdkit review`: approve, reject and bonus assignments per the [review] policy.
+
+Policies (docs/quality.md):
+
+- approve-all: approve every submitted assignment.
+- approve-unless-fraud (the default): reject only answers that were clearly tampered with
+  (unknown or duplicated trials, impossible values, markup, extra fields, another task's
+  answer); approve the rest, excluded or not, as most labs pay excluded workers. Answers
+  that are merely broken (no data field, unreadable JSON) are left pending for a person to
+  look at; MTurk approves them itself at the auto-approval time.
+- approve-passing: approve assignments that pass every quality rule that is on, reject the
+  others (a worker's repeat assignment is still approved: the work was done honestly);
+  broken answers are left pending as above.
+
+Bonuses (bonus_rule): none, all (every approved assignment) or passing (approved and not
+excluded), of [review] bonus each.
+
+Every call is written to the ledger before ('intent') and after ('done' or 'failed'), and
+bonuses carry a UniqueRequestToken derived from the study and assignment, so a re-run,
+even after a crash mid-way, never approves, rejects or pays twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from crowdkit.collect import ClientFor, _error_text, auto_approval_warnings, build_dataset
+from crowdkit.errors import CrowdkitError
+from crowdkit.units import money_str
+
+FRAUD_KINDS = frozenset({"unknown trial ids", "duplicated trials", "absurd value",
+                         "markup in text", "unexpected field", "wrong task", "wrong types"})
+
+
+@dataclass
+class ReviewAction:
+    """What review will do with one assignment."""
+
+    assignment_id: str
+    hit_id: str
+    target: str
+    worker_id: str
+    participant_id: str
+    status: str  # MTurk's: Submitted, Approved or Rejected
+    decision: str  # approve, reject or pending
+    why: str
+    message: str | None = None
+    bonus: Decimal | None = None
+    bonus_token: str | None = None
+    review_done: bool = False
+    bonus_done: bool = False
+
+
+@dataclass
+class ReviewPlan:
+    actions: list[ReviewAction]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_do(self) -> list[ReviewAction]:
+        return [a for a in self.actions if (a.decision != "pending" and not a.review_done)
+                or (a.bonus is not None and not a.bonus_done)]
+
+    def describe(self) -> str:
+        """The plan in a few lines: what gets approved, rejected, left, and paid."""
+        todo = [a for a in self.actions if not a.review_done and a.status == "Submitted"]
+        approve = [a for a in todo if a.decision == "approve"]
+        reject = [a for a in todo if a.decision == "reject"]
+        pending = [a for a in todo if a.decision == "pending"]
+        bonuses = [a for a in self.actions if a.bonus is not None and not a.bonus_done]
+        total = sum((a.bonus for a in bonuses), Decimal("0"))
+        done = sum(1 for a in self.actions if a.review_done or a.status != "Submitted")
+        lines = [f"approve {len(approve)}, reject {len(reject)}, leave pending "
+                 f"{len(pending)}; {done} already reviewed",
+                 f"bonuses: {len(bonuses)} totalling ${money_str(total)}"]
+        lines += [f"  reject {a.assignment_id} ({a.participant_id}): {a.why}" for a in reject]
+        lines += [f"  pending {a.assignment_id} ({a.participant_id}): {a.why}"
+                  for a in pending]
+        return "\n".join(lines)
+
+
+def decide(record: Any, policy: str) -> tuple[str, str]:
+    """(approve | reject | pending, why) for one judged assignment under `policy`."""
+    problem = record.parsed.problem
+    if policy == "approve-all":
+        return "approve", "policy approve-all"
+    if problem is not None and problem.kind in FRAUD_KINDS:
+        return "reject", f"tampered answer ({problem})"
+    if problem is not None:
+        return "pending", f"broken answer ({problem}); look at it before MTurk auto-approves"
+    if policy == "approve-unless-fraud":
+        return "approve", "no sign of fraud"
+    failing = [r for r in record.reasons if r != "first_assignment"]
+    if failing:
+        return "reject", "failed " + ", ".join(failing)
+    return "approve", "passes the quality rules"
+
+
+def bonus_token(study_name: str, assignment_id: str) -> str:
+    """SendBonus's UniqueRequestToken: one per study and assignment (at most 64 chars)."""
+    digest = hashlib.sha256(f"{study_name}:{assignment_id}:bonus".encode()).hexdigest()
+    return "crowdkit-bonus-" + digest[:40]
+
+
+def plan_review(study: Any, ledger: Any) -> ReviewPlan:
+    """Decide every assignment from the ledger alone (run `crowdkit collect` first)."""
+    config = study.config.review
+    if config.bonus_rule != "none" and config.bonus <= 0:
+        raise CrowdkitError(f"{study.toml_path}: [review] bonus_rule is {config.bonus_rule!r} "
+                            "but [review] bonus is 0; set an amount such as \"0.50\"")
+    dataset = build_dataset(study, ledger)
+    reviews = ledger.reviews()
+    paid = {b["assignment_id"]: b for b in ledger.bonuses()}
+    actions = []
+    for record in dataset.records:
+        decision, why = decide(record, config.policy)
+        review = reviews.get(record.assignment_id)
+        action = ReviewAction(
+            assignment_id=record.assignment_id, hit_id=record.hit_id, target=record.target,
+            worker_id=record.worker_id, participant_id=record.participant_id,
+            status=record.status, decision=decision, why=why,
+            message=config.reject_message if decision == "reject" else None,
+            review_done=(review is not None and review["status"] == "done")
+            or record.status != "Submitted",
+        )
+        if review is not None and review["status"] == "done":
+            action.decision = review["decision"]
+        elif record.status == "Approved":
+            action.decision = "approve"
+        elif record.status == "Rejected":
+            action.decision = "reject"
+        wants_bonus = config.bonus_rule == "all" or (
+            config.bonus_rule == "passing" and not record.excluded)
+        if action.decision == "approve" and wants_bonus:
+            action.bonus = config.bonus
+            action.bonus_token = bonus_token(study.name, record.assignment_id)
+            prior = paid.get(record.assignment_id)
+            action.bonus_done = prior is not None and prior["status"] == "done"
+        actions.append(action)
+    return ReviewPlan(actions, auto_approval_warnings(ledger))
+
+
+@dataclass
+class ReviewResult:
+    approved: int = 0
+    rejected: int = 0
+    bonuses: int = 0
+    paid: Decimal = Decimal("0")
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = (f"approved {self.approved}, rejected {self.rejected}, sent {self.bonuses} "
+                f"bonuses (${money_str(self.paid)})")
+        if self.failures:
+            text += f"; {len(self.failures)} calls failed (run review again to retry)"
+        return text
+
+
+def execute_review(plan: ReviewPlan, ledger: Any, client_for: ClientFor,
+                   bonus_reason: str, on_step: Callable[[], None] | None = None) -> ReviewResult:
+    """Carry out the plan, recording each call before and after it is made."""
+    result = ReviewResult()
+    for action in plan.to_do():
+        client = client_for(action.target)
+        if action.decision in ("approve", "reject") and not action.review_done:
+            _review_one(ledger, client, action, result)
+        if action.bonus is not None and not action.bonus_done and action.review_done:
+            _bonus_one(ledger, client, action, bonus_reason, result)
+        if on_step is not None:
+            on_step()
+    return result
+
+
+def _review_one(ledger: Any, client: Any, action: ReviewAction, result: ReviewResult) -> None:
+    ledger.record_review(action.assignment_id, action.decision, action.message, "intent")
+    try:
+        if action.decision == "approve":
+            client.approve_assignment(AssignmentId=action.assignment_id)
+        else:
+            client.reject_assignment(AssignmentId=action.assignment_id,
+                                     RequesterFeedback=action.message or "")
+    except Exception as exc:
+        if not _already(client, action):
+            error = _error_text(exc)
+            ledger.record_review(action.assignment_id, action.decision, action.message,
+                                 "failed", error)
+            result.failures.append(f"{action.decision} {action.assignment_id}: {error}")
+            return
+    ledger.record_review(action.assignment_id, action.decision, action.message, "done")
+    action.review_done = True
+    if action.decision == "approve":
+        result.approved += 1
+    else:
+        result.rejected += 1
+
+
+def _already(client: Any, action: ReviewAction) -> bool:
+    """After a failed call: did an earlier, interrupted run already make it?"""
+    want = "Approved" if action.decision == "approve" else "Rejected"
+    try:
+        status = client.get_assignment(AssignmentId=action.assignment_id)
+        return status["Assignment"]["AssignmentStatus"] == want
+    except Exception:
+        return False
+
+
+def _bonus_one(ledger: Any, client: Any, action: ReviewAction, reason: str,
+               result: ReviewResult) -> None:
+    amount = money_str(action.bonus)
+    common = {"request_token": action.bonus_token, "assignment_id": action.assignment_id,
+              "worker_id": action.worker_id, "amount": amount, "reason": reason}
+    ledger.record_bonus(**common, status="intent")
+    try:
+        client.send_bonus(WorkerId=action.worker_id, BonusAmount=amount,
+                          AssignmentId=action.assignment_id, Reason=reason,
+                          UniqueRequestToken=action.bonus_token)
+    except Exception as exc:
+        error = _error_text(exc)
+        if "token" not in error.lower() or "already" not in error.lower():
+            ledger.record_bonus(**common, status="failed", error=error)
+            result.failures.append(f"bonus {action.assignment_id}: {error}")
+            return
+    ledger.record_bonus(**common, status="done")
+    action.bonus_done = True
+    result.bonuses += 1
+    result.paid += action.bonus
+
+
+def review(study: Any, client_for: ClientFor, *, dry_run: bool = False,
+           confirm: Callable[[ReviewPlan], bool] = lambda plan: True,
+           echo: Callable[[str], None] = print) -> ReviewResult | None:
+    """`crowdkit review`: plan, show, confirm, then act. Returns None for a dry run."""
+    from rich.progress import Progress
+
+    from crowdkit.ledger import Ledger
+
+    with Ledger.open(study.db_path, write=True, command="crowdkit review") as ledger:
+        plan = plan_review(study, ledger)
+        for line in plan.warnings:
+            echo(f"warning: {line}")
+        echo(plan.describe())
+        if dry_run or not plan.to_do() or not confirm(plan):
+            return None
+        with Progress(transient=True) as progress:
+            bar = progress.add_task("reviewing", total=len(plan.to_do()))
+            result = execute_review(plan, ledger, client_for, study.config.review.bonus_reason,
+                                    on_step=lambda: progress.advance(bar))
+        for line in result.failures:
+            echo(f"warning: {line}")
+        return result
