@@ -541,6 +541,42 @@ class Ledger:
             "SELECT * FROM qualification_grants WHERE target = ?", (target,)
         ).fetchall()
 
+    # -- collect and review (issue 7) ------------------------------------------------------
+
+    def study_qualification_type_id(self, target: str) -> str | None:
+        """The study's participation qualification on `target`, if publish created one."""
+        row = self.conn.execute(
+            "SELECT qualification_type_id FROM qualification_types WHERE target = ? AND "
+            "role = 'study' ORDER BY created_at LIMIT 1", (target,)).fetchone()
+        return None if row is None else row[0]
+
+    def expert_qualification_type_id(self, target: str, configured: str | None) -> str | None:
+        """The expert qualification: one recorded with role 'expert', else the configured
+        [qualifications] expert_qualification (a name recorded here, or a type id)."""
+        row = self.conn.execute(
+            "SELECT qualification_type_id FROM qualification_types WHERE target = ? AND "
+            "role = 'expert' ORDER BY created_at LIMIT 1", (target,)).fetchone()
+        if row is not None:
+            return row[0]
+        if not configured:
+            return None
+        return self.qualification_type_id(target, configured) or configured
+
+    def set_expert_qualification_workers(self, target: str, workers: list[str]) -> None:
+        """Remember who holds the expert qualification (written only when it changes)."""
+        key = f"expert_qualification_workers:{target}"
+        value = json.dumps(sorted(workers))
+        if self.get_meta(key) != value:
+            self.set_meta(key, value)
+
+    def expert_qualification_workers(self) -> dict[str, set[str]]:
+        """Target -> workers holding the expert qualification, as last collected."""
+        rows = self.conn.execute(
+            "SELECT key, value FROM meta WHERE key LIKE 'expert_qualification_workers:%'")
+        return {r[0].split(":", 1)[1]: set(json.loads(r[1])) for r in rows}
+
+    # -- end of collect and review --------------------------------------------------------
+
     def integrity_problems(self) -> list[str]:
         """SQLite's own integrity and foreign-key checks; empty when all is well."""
         problems = [r[0] for r in self.conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
