@@ -1,0 +1,430 @@
+"""Stimulus hosting: S3Store (boto3) and LocalStore (served by the local service).
+
+Both stores host each image under its content-hash key ("<hex digest>.<ext>", from the
+design), so an object never changes once written: uploads skip what is already there, and
+browsers may cache images for a year. The worker's page builds image URLs as
+`store.base_url + key`; nothing in a URL says what an image is.
+
+On S3 the study's images live under `<[storage] prefix>/<study name>/`. Workers' browsers
+read them without credentials, which needs a bucket policy granting public `s3:GetObject`
+on that prefix only (no listing); `public_read_policy` builds it and `apply_public_read_policy`
+merges it into the bucket's policy. Block Public Access on the bucket defeats such a policy;
+`check_public_read` says so in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Protocol
+
+from crowdkit.errors import CrowdkitError
+
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+POLICY_SID = "CrowdkitPublicRead"
+UPLOAD_WORKERS = 8
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Image:
+    """One file to host: its key, where it is on disk, its size and type."""
+
+    key: str
+    path: Path
+    bytes: int
+    content_type: str
+
+
+@dataclass
+class UploadResult:
+    uploaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    uploaded_bytes: int = 0
+
+
+class Store(Protocol):
+    """What publishing needs from a host of stimuli."""
+
+    base_url: str
+
+    def upload(self, images: list[Image], progress: Callable[[int], None] | None = None,
+               ) -> UploadResult: ...
+
+    def describe(self) -> str: ...
+
+
+def images_from_ledger(rows: dict[str, Any], study_root: Path) -> list[Image]:
+    """The ledger's images table as files to host; a missing file is a clear error."""
+    images = []
+    for key, row in sorted(rows.items()):
+        path = Path(row["path"])
+        path = path if path.is_absolute() else study_root / path
+        if not path.is_file():
+            raise CrowdkitError(
+                f"{path}: image {key} of the design is missing; re-run `crowdkit stimuli` "
+                "or restore the file"
+            )
+        images.append(Image(key, path, int(row["bytes"]), row["content_type"]))
+    return images
+
+
+def _file_digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------
+# S3
+# ----------------------------------------------------------------------------------------
+
+
+def study_prefix(prefix: str, study_name: str) -> str:
+    """The S3 key prefix of one study's images, ending in "/"."""
+    parts = [p for p in prefix.strip("/").split("/") if p] + [study_name]
+    return "/".join(parts) + "/"
+
+
+def s3_base_url(bucket: str, region: str, prefix: str) -> str:
+    """The public HTTPS URL of a prefix. Virtual-hosted style, except for bucket names
+    with dots (their certificates would not match), which get path style."""
+    if "." in bucket:
+        return f"https://s3.{region}.amazonaws.com/{bucket}/{prefix}"
+    return f"https://{bucket}.s3.{region}.amazonaws.com/{prefix}"
+
+
+def public_read_statement(bucket: str, prefix: str) -> dict:
+    return {
+        "Sid": POLICY_SID,
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"],
+    }
+
+
+def public_read_policy(bucket: str, prefix: str) -> dict:
+    """A bucket policy that lets anyone GET objects under `prefix`, and nothing else:
+    no listing, no other prefix, no writes."""
+    return {"Version": "2012-10-17", "Statement": [public_read_statement(bucket, prefix)]}
+
+
+def merge_public_read(policy: dict | None, bucket: str, prefix: str) -> dict:
+    """Add public read on `prefix` to an existing policy, keeping every other statement."""
+    policy = json.loads(json.dumps(policy)) if policy else {"Version": "2012-10-17"}
+    statements = policy.setdefault("Statement", [])
+    if isinstance(statements, dict):
+        statements = policy["Statement"] = [statements]
+    resource = f"arn:aws:s3:::{bucket}/{prefix}*"
+    for st in statements:
+        if st.get("Sid") == POLICY_SID:
+            resources = st.get("Resource", [])
+            resources = [resources] if isinstance(resources, str) else list(resources)
+            if resource not in resources:
+                resources.append(resource)
+            st["Resource"] = resources
+            return policy
+    statements.append(public_read_statement(bucket, prefix))
+    return policy
+
+
+def policy_grants_public_read(policy: dict | None, bucket: str, key_prefix: str) -> bool:
+    """True when some Allow statement lets everyone GET objects under `key_prefix`."""
+    if not policy:
+        return False
+    statements = policy.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    probe = f"arn:aws:s3:::{bucket}/{key_prefix}x.png"
+    for st in statements:
+        if st.get("Effect") != "Allow" or st.get("Condition"):
+            continue
+        principal = st.get("Principal")
+        if principal != "*" and principal != {"AWS": "*"}:
+            continue
+        actions = st.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(a in ("s3:GetObject", "s3:*", "*") for a in actions):
+            continue
+        resources = st.get("Resource", [])
+        resources = [resources] if isinstance(resources, str) else resources
+        if any(fnmatchcase(probe, r) for r in resources):
+            return True
+    return False
+
+
+class S3Store:
+    """A study's images in an S3 bucket under content-hash keys, readable by anyone."""
+
+    def __init__(self, bucket: str, *, prefix: str, study_name: str, region: str = "us-east-1",
+                 client: Any = None, profile: str | None = None,
+                 workers: int = UPLOAD_WORKERS) -> None:
+        if not bucket:
+            raise CrowdkitError("[storage] bucket: set the S3 bucket that hosts the images")
+        self.bucket = bucket
+        self.region = region
+        self.prefix = study_prefix(prefix, study_name)
+        self.workers = workers
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            session = boto3.session.Session(profile_name=profile, region_name=region)
+            client = session.client("s3", region_name=region, config=Config(
+                retries={"mode": "standard", "max_attempts": 10},
+                max_pool_connections=max(10, workers * 2)))
+        self.client = client
+        self.base_url = s3_base_url(bucket, region, self.prefix)
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def object_key(self, key: str) -> str:
+        return self.prefix + key
+
+    def existing(self) -> dict[str, str]:
+        """Object key -> ETag (quotes stripped) of everything under the study prefix."""
+        found = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for obj in page.get("Contents", []):
+                found[obj["Key"]] = obj.get("ETag", "").strip('"')
+        return found
+
+    def upload(self, images: list[Image], progress: Callable[[int], None] | None = None,
+               ) -> UploadResult:
+        """Upload what is missing, in parallel; skip objects whose MD5 ETag matches the file.
+
+        A same-key object with a different ETag (a truncated upload, say) is replaced.
+        """
+        existing = self._call("list the study prefix", self.existing)
+        result = UploadResult()
+        todo = []
+        for image in images:
+            etag = existing.get(self.object_key(image.key))
+            if etag is not None and etag == _file_digest(image.path, "md5"):
+                result.skipped.append(image.key)
+                if progress:
+                    progress(1)
+            else:
+                todo.append(image)
+
+        def put(image: Image) -> Image:
+            with image.path.open("rb") as body:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self.object_key(image.key), Body=body,
+                    ContentType=image.content_type, CacheControl=CACHE_CONTROL,
+                )
+            return image
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for image in self._call("upload images", lambda: pool.map(put, todo)):
+                result.uploaded.append(image.key)
+                result.uploaded_bytes += image.bytes
+                if progress:
+                    progress(1)
+        return result
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except CrowdkitError:
+            raise
+        except Exception as exc:
+            raise self._user_error(what, exc) from exc
+
+    def _user_error(self, what: str, exc: Exception) -> Exception:
+        """A one-line CrowdkitError for the S3 errors a researcher can fix, else `exc`."""
+        code = _s3_code(exc)
+        if code == "NoSuchBucket":
+            return CrowdkitError(f"s3://{self.bucket}: no such bucket; create it first "
+                                 "(docs/publishing.md)")
+        if code in ("AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId",
+                    "SignatureDoesNotMatch", "ExpiredToken"):
+            return CrowdkitError(f"s3://{self.bucket}: access denied when trying to {what} "
+                                 f"({code}); check the credentials and the IAM policy "
+                                 "(docs/publishing.md)")
+        return exc
+
+    # -- public read ----------------------------------------------------------------------
+
+    def bucket_policy(self) -> dict | None:
+        try:
+            text = self.client.get_bucket_policy(Bucket=self.bucket)["Policy"]
+        except Exception as exc:
+            if _s3_code(exc) == "NoSuchBucketPolicy":
+                return None
+            raise self._user_error("read the bucket policy", exc) from exc
+        return json.loads(text)
+
+    def public_access_blocks(self) -> list[str]:
+        """The bucket's Block Public Access settings that stop a public bucket policy."""
+        try:
+            conf = self.client.get_public_access_block(Bucket=self.bucket)[
+                "PublicAccessBlockConfiguration"]
+        except Exception as exc:
+            if _s3_code(exc) == "NoSuchPublicAccessBlockConfiguration":
+                return []
+            raise self._user_error("read Block Public Access", exc) from exc
+        return [name for name in ("BlockPublicPolicy", "RestrictPublicBuckets") if conf.get(name)]
+
+    def check_public_read(self) -> None:
+        """Raise a one-line CrowdkitError unless browsers can read the study's images."""
+        blocks = self.public_access_blocks()
+        if blocks:
+            raise CrowdkitError(
+                f"s3://{self.bucket} blocks public access ({', '.join(blocks)} is on), so "
+                "workers' browsers cannot load the images; turn these two settings off for "
+                "this bucket (docs/publishing.md, 'Block Public Access') and publish again"
+            )
+        if not policy_grants_public_read(self.bucket_policy(), self.bucket, self.prefix):
+            raise CrowdkitError(
+                f"s3://{self.bucket}: the bucket policy does not let browsers read "
+                f"{self.prefix}*; run publish with --apply-bucket-policy to add public read "
+                "on this prefix only (or add it yourself: docs/publishing.md)"
+            )
+
+    def apply_public_read_policy(self) -> dict:
+        """Merge public read on the study prefix into the bucket policy; return the policy."""
+        blocks = self.public_access_blocks()
+        if "BlockPublicPolicy" in blocks:
+            raise CrowdkitError(
+                f"s3://{self.bucket} has BlockPublicPolicy on, so S3 refuses a public-read "
+                "policy; turn off BlockPublicPolicy and RestrictPublicBuckets for this bucket "
+                "(docs/publishing.md, 'Block Public Access') and try again"
+            )
+        policy = merge_public_read(self.bucket_policy(), self.bucket, self.prefix)
+        self._call("set the bucket policy", lambda: self.client.put_bucket_policy(
+            Bucket=self.bucket, Policy=json.dumps(policy)))
+        return policy
+
+
+def _s3_code(exc: BaseException) -> str:
+    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+
+
+# ----------------------------------------------------------------------------------------
+# Local
+# ----------------------------------------------------------------------------------------
+
+
+class LocalStore:
+    """The study's images in the local service's files folder, served at `<base>/files/`."""
+
+    def __init__(self, files_dir: Path | str, base_url: str) -> None:
+        self.files_dir = Path(files_dir)
+        self.base_url = base_url.rstrip("/") + "/files/"
+
+    def describe(self) -> str:
+        return str(self.files_dir)
+
+    def upload(self, images: list[Image], progress: Callable[[int], None] | None = None,
+               ) -> UploadResult:
+        """Copy what is missing; a same-named file with other bytes is replaced."""
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        result = UploadResult()
+        for image in images:
+            dest = self.files_dir / image.key
+            same = dest.is_file() and dest.stat().st_size == image.bytes and (
+                _file_digest(dest, "sha256") == _file_digest(image.path, "sha256"))
+            if same:
+                result.skipped.append(image.key)
+            else:
+                tmp = dest.with_name(dest.name + ".part")
+                shutil.copyfile(image.path, tmp)
+                tmp.replace(dest)
+                result.uploaded.append(image.key)
+                result.uploaded_bytes += image.bytes
+            if progress:
+                progress(1)
+        return result
+
+
+# ----------------------------------------------------------------------------------------
+# The local service's files, over HTTP
+# ----------------------------------------------------------------------------------------
+
+
+class HttpLocalStore:
+    """Hosts images in a separately running `crowdkit serve`, through its /files/ endpoint.
+
+    HEAD /files/<key> answers 200 with the Content-Length when the file is there; PUT
+    /files/<key> stores the body. Content-hash keys make both safe to repeat.
+    """
+
+    def __init__(self, local_endpoint: str) -> None:
+        self.endpoint = local_endpoint.rstrip("/")
+        self.base_url = self.endpoint + "/files/"
+
+    def describe(self) -> str:
+        return self.base_url
+
+    def upload(self, images: list[Image], progress: Callable[[int], None] | None = None,
+               ) -> UploadResult:
+        import urllib.error
+        import urllib.request
+
+        result = UploadResult()
+        for image in images:
+            url = self.base_url + image.key
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                                            timeout=30) as response:
+                    present = int(response.headers.get("Content-Length", -1)) == image.bytes
+            except urllib.error.HTTPError:
+                present = False
+            except OSError as exc:
+                raise CrowdkitError(f"cannot reach the local service at {self.endpoint}: "
+                                    f"{exc}") from exc
+            if present:
+                result.skipped.append(image.key)
+            else:
+                request = urllib.request.Request(
+                    url, data=image.path.read_bytes(), method="PUT",
+                    headers={"Content-Type": image.content_type})
+                try:
+                    urllib.request.urlopen(request, timeout=60).close()
+                except urllib.error.HTTPError as exc:
+                    raise CrowdkitError(
+                        f"the local service at {self.endpoint} refused to store {image.key} "
+                        f"(HTTP {exc.code}); is it a crowdkit serve that accepts uploads?"
+                    ) from exc
+                result.uploaded.append(image.key)
+                result.uploaded_bytes += image.bytes
+            if progress:
+                progress(1)
+        return result
+
+
+# ----------------------------------------------------------------------------------------
+# Sizes
+# ----------------------------------------------------------------------------------------
+
+
+def task_image_keys(task: Any) -> set[str]:
+    """Every image key a public task shows (references and queries of every trial)."""
+    keys: set[str] = set()
+    for trial in task.trials:
+        keys.update(trial.references.left)
+        keys.update(trial.references.right)
+        keys.update([trial.queries.top, trial.queries.bottom])
+    return keys
+
+
+def task_download_bytes(task: Any, image_bytes: dict[str, int], question_bytes: int = 0) -> int:
+    """What one HIT downloads: each distinct image once, plus the page itself."""
+    return question_bytes + sum(image_bytes[k] for k in task_image_keys(task))
+
+
+def over_budget(sizes: dict[str, int], budget_mb: float) -> dict[str, int]:
+    """The tasks whose download is over the budget (in decimal megabytes)."""
+    limit = budget_mb * MB
+    return {task_id: n for task_id, n in sizes.items() if n > limit}
