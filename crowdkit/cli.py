@@ -83,18 +83,57 @@ def preview(
         server.wait()
 
 
-@app.command()
-def publish(directory: StudyDir = Path(".")) -> None:
-    """Upload stimuli and create HITs (publish issue: not available yet)."""
-    _study(directory)
-    raise _not_built("publish", "publish")
+TargetOption = Annotated[
+    str | None,
+    typer.Option("--target", help="local (default), sandbox or live; default: [mturk] target."),
+]
+
+
+def _ask(question: str) -> bool:
+    try:
+        return typer.confirm(question, default=False)
+    except typer.Abort:
+        return False
 
 
 @app.command()
-def status(directory: StudyDir = Path(".")) -> None:
-    """Show assignments, money and time left per HIT (publish issue: not available yet)."""
-    _study(directory)
-    raise _not_built("status", "publish")
+def publish(
+    directory: StudyDir = Path("."),
+    target: TargetOption = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Render every HIT into DIR/dry-run/ and price it; call nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before spending money.")] = False,
+    apply_bucket_policy: Annotated[bool, typer.Option(
+        "--apply-bucket-policy",
+        help="Grant public read (no listing) on this study's S3 prefix in the bucket policy.")
+    ] = False,
+) -> None:
+    """Upload stimuli and create one HIT per task (resumable: just run it again)."""
+    from crowdkit.publish import publish as publish_study
+
+    result = publish_study(_study(directory), target=target, dry_run=dry_run, yes=yes,
+                           confirm=_ask, apply_bucket_policy=apply_bucket_policy,
+                           echo=typer.echo)
+    typer.echo(result.summary())
+
+
+@app.command()
+def status(
+    directory: StudyDir = Path("."),
+    target: TargetOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Assignments, money spent and committed, and time left, per HIT and in total."""
+    import json
+
+    from crowdkit.status import print_status, study_status
+
+    result = study_status(_study(directory), target=target)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+    else:
+        print_status(result, echo=typer.echo)
 
 
 @app.command()
@@ -143,10 +182,15 @@ def analyze(
 
 
 @app.command()
-def expire(directory: StudyDir = Path(".")) -> None:
-    """Expire this study's open HITs (publish issue: not available yet)."""
-    _study(directory)
-    raise _not_built("expire", "publish")
+def expire(
+    directory: StudyDir = Path("."),
+    target: TargetOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Expire this study's open HITs (never other HITs in the account)."""
+    from crowdkit.status import expire as expire_hits
+
+    expire_hits(_study(directory), target=target, yes=yes, confirm=_ask, echo=typer.echo)
 
 
 @app.command()
