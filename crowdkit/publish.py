@@ -436,8 +436,9 @@ def publish(
     from crowdkit.ledger import Ledger
 
     target = resolve_target(study, target)
-    design_study(study)
     config = study.config
+    qualification_requirements(config, target, "check", [])  # bad locales fail before any work
+    design_study(study)
     with Ledger.open(study.db_path, write=True, command="crowdkit publish") as ledger:
         tasks = ledger.tasks()
         image_rows = ledger.images()

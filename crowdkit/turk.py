@@ -84,7 +84,7 @@ def mturk_client(
     check_target(target)
     config = Config(
         region_name=REGION,
-        retries={"mode": retry_mode, "max_attempts": max_attempts},
+        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
         connect_timeout=10,
         read_timeout=60,
         max_pool_connections=32,
