@@ -52,7 +52,7 @@ TRIAL_COLUMNS = [
     "expert_level", "excluded", "exclusion_reasons",
 ]
 # Markup in free text: a tag, a comment, a processing instruction or a script URL.
-_MARKUP = re.compile(r"<\s*[A-Za-z/!?]|javascript\s*:", re.IGNORECASE)
+_MARKUP = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>|<!--|<\?|javascript\s*:", re.IGNORECASE)
 _RANGE_ERRORS = frozenset({
     "greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error",
     "too_long", "too_short", "string_too_long", "string_too_short", "finite_number",
@@ -699,3 +699,21 @@ def _watch(study: Any, ledger: Any, client_for: ClientFor, interval: float,
             if done:
                 return result
             sleep(interval)
+
+
+def client_factory(study: Any) -> ClientFor:
+    """target -> a boto3 MTurk client for it (crowdkit.turk), made once per target."""
+    from crowdkit import turk
+
+    clients: dict[str, Any] = {}
+    mturk = study.config.mturk
+
+    def client_for(target: str) -> Any:
+        if target not in clients:
+            if target == "local":
+                turk.require_local_service(mturk.local_endpoint)
+            clients[target] = turk.mturk_client(target, local_endpoint=mturk.local_endpoint,
+                                                profile=mturk.profile)
+        return clients[target]
+
+    return client_for
