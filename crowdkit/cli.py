@@ -137,17 +137,43 @@ def status(
 
 
 @app.command()
-def collect(directory: StudyDir = Path(".")) -> None:
-    """Harvest answers into data/trials.parquet (collect issue: not available yet)."""
-    _study(directory)
-    raise _not_built("collect", "collect")
+def collect(
+    directory: StudyDir = Path("."),
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Keep polling, with progress, until every HIT is done.")] = False,
+    interval: Annotated[float, typer.Option(
+        help="Seconds between polls with --watch.", min=1)] = 30,
+) -> None:
+    """Store answers verbatim, apply the quality rules, write data/trials.* and participants."""
+    from crowdkit.collect import client_factory
+    from crowdkit.collect import collect as collect_study
+
+    study = _study(directory)
+    result = collect_study(study, client_factory(study), watch=watch, interval=interval,
+                           echo=typer.echo)
+    typer.echo(result.summary())
 
 
 @app.command()
-def review(directory: StudyDir = Path(".")) -> None:
-    """Approve, reject and bonus per [review] policy (collect issue: not available yet)."""
-    _study(directory)
-    raise _not_built("review", "collect")
+def review(
+    directory: StudyDir = Path("."),
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the plan; approve, reject and pay nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before acting.")] = False,
+) -> None:
+    """Approve, reject and bonus per [review] policy; never twice (safe to re-run)."""
+    from crowdkit.collect import client_factory
+    from crowdkit.review import review as review_study
+
+    study = _study(directory)
+
+    def confirm(plan) -> bool:
+        return yes or typer.confirm("go ahead?", default=False)
+
+    result = review_study(study, client_factory(study), dry_run=dry_run, confirm=confirm,
+                          echo=typer.echo)
+    typer.echo("dry run: nothing was done" if dry_run else
+               result.summary() if result else "nothing was done")
 
 
 @app.command()
@@ -200,10 +226,32 @@ def serve() -> None:
 
 
 @app.command()
-def simulate(directory: StudyDir = Path(".")) -> None:
-    """Simulated participants answer local HITs (collect issue: not available yet)."""
-    _study(directory)
-    raise _not_built("simulate", "collect")
+def simulate(
+    directory: StudyDir = Path("."),
+    participants: Annotated[int, typer.Option(help="How many simulated workers.", min=1)] = 10,
+    accuracy_natural: Annotated[float, typer.Option(min=0, max=1)] = 0.9,
+    accuracy_synthetic: Annotated[float, typer.Option(min=0, max=1)] = 0.8,
+    accuracy_none: Annotated[float, typer.Option(min=0, max=1)] = 0.5,
+    catch_accuracy: Annotated[float, typer.Option(min=0, max=1)] = 0.97,
+    careless: Annotated[int, typer.Option(
+        help="How many answer carelessly (same side, too fast, failing catch trials).",
+        min=0)] = 0,
+    fraudulent: Annotated[int, typer.Option(
+        help="How many submit tampered payloads.", min=0)] = 0,
+    seed: int = 0,
+    endpoint: Annotated[str | None, typer.Option(
+        help="The local service; default: [mturk] local_endpoint.")] = None,
+) -> None:
+    """Simulated participants answer the study's local HITs over HTTP."""
+    from crowdkit.simulate import SimulationSettings
+    from crowdkit.simulate import simulate as simulate_study
+
+    settings = SimulationSettings(
+        participants=participants, careless=careless, fraudulent=fraudulent, seed=seed,
+        catch_accuracy=catch_accuracy,
+        accuracy={"natural": accuracy_natural, "synthetic": accuracy_synthetic,
+                  "none": accuracy_none})
+    typer.echo(simulate_study(_study(directory), settings, endpoint=endpoint).summary())
 
 
 @app.command()
