@@ -6,6 +6,7 @@ Crash/resume and throttling live in tests/test_publish_resume.py.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -200,7 +201,7 @@ def test_dry_run_renders_every_hit_and_calls_nothing(tmp_path):
     assert result.dry_run_dir == out
     assert len(list(out.glob("*.html"))) == 8 == len(list(out.glob("*.xml")))  # 4 x [5, 5]
     assert lines[0].startswith("8 HITs (4 tasks); download per HIT")
-    assert any(line.strip().startswith("total") and line.endswith(" 24.00") for line in lines)
+    assert re.search(r"^\s+total\s+\$\s+24\.00$", "\n".join(lines), re.MULTILINE)
     xml = next(out.glob("*.xml")).read_text()
     assert xml.startswith("<HTMLQuestion") and "/files/" in xml
 
