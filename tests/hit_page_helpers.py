@@ -173,6 +173,55 @@ def build_sample_task(
     return sample
 
 
+def designed_sample(folder: Path, **study_options) -> tuple[SampleTask, StudyConfig]:
+    """The first task of a real `crowdkit.design` design over a generated study."""
+    from crowdkit.design import design_tasks
+    from crowdkit.manifest import load_manifest
+    from crowdkit.study import load_study
+    from tests.factories import make_study
+
+    study = load_study(make_study(folder, **study_options))
+    design = design_tasks(study.config, load_manifest(study.manifest_path), study.stimuli_dir,
+                          study.design_dir / "catch")
+    designed = design.tasks[0]
+    sample = SampleTask(task=designed.public, images=design.images)
+    for key in designed.key.trials:
+        sample.max_position[key.trial_id] = key.max_position
+        if key.phase == "catch":
+            sample.catch_ids.add(key.trial_id)
+    return sample, study.config
+
+
 def launch_chromium(playwright):
     """Debian's Chromium, headless, with nothing phoning home."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def screenshot_trial(out: Path, *, width: int = 1280, height: int = 800) -> None:
+    """Save a screenshot of the first main trial of a sample task (docs/trial.png)."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    from crowdkit.preview import PreviewServer
+
+    with tempfile.TemporaryDirectory() as folder:
+        sample = build_sample_task(Path(folder), practice=0, blocks=(("natural", 3),),
+                                   catch_positions=(), image_size=128, seed=3)
+        config = study_config(page="inter_trial_ms = 0")
+        with PreviewServer(sample.task, config, sample.images) as server, \
+                sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(server.worker_url)
+            page.click("#start")
+            page.click("#message-continue")
+            page.wait_for_selector("#stage.ready")
+            page.screenshot(path=str(out))
+            browser.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    screenshot_trial(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/trial.png"))
