@@ -219,9 +219,9 @@ def test_a_failing_hit_is_reported_and_the_others_still_collected(study: Study,
 
 
 def test_collect_takes_the_write_lock(study: Study, turk: FakeMTurk) -> None:
-    with Ledger.open(study.db_path, write=True, command="crowdkit publish"):
-        with pytest.raises(LedgerBusy, match="crowdkit publish"):
-            run(study, turk)
+    with (Ledger.open(study.db_path, write=True, command="crowdkit publish"),
+          pytest.raises(LedgerBusy, match="crowdkit publish")):
+        run(study, turk)
 
 
 def test_collect_without_hits_says_to_publish(tmp_path: Path) -> None:
