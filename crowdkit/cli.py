@@ -52,10 +52,20 @@ def init(
 
 
 @app.command()
-def stimuli(directory: StudyDir = Path(".")) -> None:
-    """Render stimuli per [stimuli] in study.toml (stimgen issue: not available yet)."""
-    _study(directory)
-    raise _not_built("stimuli", "stimgen")
+def stimuli(
+    directory: StudyDir = Path("."),
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto, cpu, cuda or cuda:N (default: [stimuli] device, auto)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Render natural exemplars and feature visualizations per [stimuli] in study.toml."""
+    from stimgen import render_study_stimuli
+
+    result = render_study_stimuli(_study(directory), device=device, progress=progress)
+    for line in result.summary_lines():
+        typer.echo(line)
 
 
 @app.command()
@@ -80,6 +90,8 @@ def preview(
         typer.echo(f"previewing task {server.task.task_id} at {server.base_url}/ (Ctrl+C stops)")
         typer.echo(f"  as a worker who accepted it: {server.worker_url}")
         typer.echo(f"  as MTurk's preview:           {server.preview_url}")
+        typer.echo(f"  {server.image_count} images; the HIT question is "
+                   f"{server.question_bytes:,} bytes of MTurk's 65,535")
         server.wait()
 
 
@@ -220,9 +232,45 @@ def expire(
 
 
 @app.command()
-def serve() -> None:
-    """Run the local MTurk-compatible service (localturk issue: not available yet)."""
-    raise _not_built("serve", "localturk")
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    db: Annotated[
+        Path | None, typer.Option(help="SQLite state file [default: ~/.crowdkit/localturk.db].")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0: the whole LAN).")] = (
+        "127.0.0.1"
+    ),
+    files_dir: Annotated[
+        Path | None, typer.Option(help="Folder served under /files/ [default: next to --db].")
+    ] = None,
+    balance: Annotated[str, typer.Option(help="Starting balance of a new database, USD.")] = (
+        "10000.00"
+    ),
+    throttle_rate: Annotated[float, typer.Option(help="Share of API calls throttled.")] = 0.0,
+    fault_rate: Annotated[float, typer.Option(help="Share of API calls failing with 500.")] = 0.0,
+    lost_response_rate: Annotated[
+        float, typer.Option(help="Share of API calls done but answered with 500.")
+    ] = 0.0,
+    latency_ms: Annotated[int, typer.Option(help="Delay added to every API call.")] = 0,
+    verbose: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Run the local MTurk-compatible service: requester API and worker site."""
+    from crowdkit.errors import ConfigError
+    from crowdkit.localturk import FaultConfig, LocalTurk, default_db_path
+
+    try:
+        fault = FaultConfig(throttle_rate=throttle_rate, fault_rate=fault_rate,
+                            lost_response_rate=lost_response_rate, latency_s=latency_ms / 1000)
+    except ValueError as exc:
+        raise ConfigError(f"fault options: {exc}") from exc
+    db = db or default_db_path()
+    turk = LocalTurk(db, port=port, files_dir=files_dir, fault=fault, host=host,
+                     starting_balance=balance, verbose=verbose)
+    with turk:
+        typer.echo(f"localturk requester API: {turk.endpoint_url}  (boto3 endpoint_url)")
+        typer.echo(f"localturk worker site:   {turk.worker_url}")
+        typer.echo(f"state: {db}; files: {turk.files_dir}; Ctrl-C stops")
+        turk.wait()
 
 
 @app.command()

@@ -1,0 +1,522 @@
+"""`crowdkit stimuli`: the [stimuli] section of study.toml -> stimuli/ with images and manifest.
+
+Order of work: load the model, resolve the units, scan the dataset once for every unit that
+needs natural exemplars, write the exemplar crops, render the feature visualizations in
+chunks, draw the contact sheets, then write manifest.json last (atomically).
+
+Every finished piece is recorded in `stimuli/.cache/` under a key of everything that
+determines it (model weights hash, dataset fingerprint, settings, seeds). A re-run with the
+same inputs reuses it after checking the files' sha256; an interrupted scan continues from
+its checkpoint; an interrupted render loses at most the chunk in progress.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from crowdkit.errors import ConfigError, CrowdkitError
+from crowdkit.manifest import (
+    DatasetInfo,
+    ExemplarBatch,
+    ImageRef,
+    Manifest,
+    ModelInfo,
+    NaturalExemplars,
+    SyntheticImages,
+    Unit,
+    write_manifest,
+)
+from crowdkit.study import Study
+from stimgen.config import StimuliConfig
+from stimgen.contact import write_contact_sheet
+from stimgen.datasets import PREPROCESSING, ImageFolder, load_crop
+from stimgen.exemplars import ScanResult, assign_batches, scan_dataset
+from stimgen.featurevis import (
+    DIRECTIONS,
+    RenderedGroup,
+    RenderSettings,
+    RenderTarget,
+    render_targets,
+)
+from stimgen.hashing import derive_seed, fingerprint, sha256_bytes, sha256_file
+from stimgen.models import LoadedModel, load_model, probe_layers, resolve_device
+from stimgen.units import UnitRef, select_units
+
+CACHE_DIR = ".cache"
+GENERATOR = "crowdkit stimuli"
+BATCH_ASSIGNMENT = (
+    "top (bottom) K sorted most extreme first, ties by dataset index; rank bins of `batches` "
+    "images; batch b takes sorted rank j*batches+b of bin j; lists in ascending activation"
+)
+OBJECTIVE = (
+    "mean of the unit's channel (negated for min) minus diversity_weight x lucid's diversity "
+    "term over the unit's images; lucent FFT parameterisation with decorrelated colour"
+)
+
+
+@dataclass
+class StimuliResult:
+    """What `render_study_stimuli` did, for the summary the command prints."""
+
+    manifest: Manifest
+    manifest_path: Path
+    device: str
+    seconds: float = 0.0
+    scanned_images: int = 0
+    natural_written: int = 0
+    natural_reused: int = 0
+    synthetic_rendered: int = 0
+    synthetic_reused: int = 0
+    contact_sheets: list[Path] = field(default_factory=list)
+    skipped_examples: list[str] = field(default_factory=list)
+
+    def summary_lines(self) -> list[str]:
+        m = self.manifest
+        n_random = sum(u.selection == "random" for u in m.units)
+        lines = [
+            f"wrote {self.manifest_path} ({len(m.units)} units: {len(m.units) - n_random} "
+            f"picked, {n_random} random) in {self.seconds:.0f} s on {self.device}",
+            f"model: {m.model.name} ({m.model.family}), weights {m.model.weights}",
+        ]
+        if m.model.random_weights:
+            lines.append("WARNING: random weights -- these stimuli show an untrained network, "
+                         "fine for trying crowdkit out, not for a study")
+        if m.dataset is not None:
+            scan = (f"scanned {self.scanned_images} images" if self.scanned_images
+                    else "scan reused")
+            lines.append(f"dataset: {m.dataset.n_images} images, {m.dataset.n_skipped} "
+                         f"unreadable skipped ({scan})")
+            if self.skipped_examples:
+                lines.append(f"  unreadable, e.g.: {', '.join(self.skipped_examples[:3])}")
+        lines.append(f"natural exemplars: {self.natural_written} units written, "
+                     f"{self.natural_reused} reused")
+        lines.append(f"feature visualizations: {self.synthetic_rendered} unit-directions "
+                     f"rendered, {self.synthetic_reused} reused")
+        if self.contact_sheets:
+            lines.append(f"contact sheets: {self.contact_sheets[0].parent}/ "
+                         f"({len(self.contact_sheets)} PNGs)")
+        return lines
+
+
+class RecordStore:
+    """Finished pieces of work, one JSON file each, valid only under the same key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def get(self, kind: str, name: str, key: str) -> dict[str, Any] | None:
+        path = self.root / kind / f"{name}.json"
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        return record if record.get("key") == key else None
+
+    def put(self, kind: str, name: str, key: str, data: dict[str, Any]) -> None:
+        path = self.root / kind / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"key": key, **data}), encoding="utf-8")
+        tmp.replace(path)
+
+
+def render_study_stimuli(
+    study: Study,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> StimuliResult:
+    """Render the study's stimuli into `study.stimuli_dir` and write its manifest.json."""
+    started = time.monotonic()
+    cfg = study.config.stimuli
+    seed = cfg.seed if cfg.seed is not None else study.config.study.seed
+    out = study.stimuli_dir
+    _refuse_foreign_manifest(study.manifest_path)
+    folder = _dataset(cfg, study.root)
+    torch_device = resolve_device(device or cfg.device)
+    model = load_model(cfg.model, cfg.weights, seed=seed, device=torch_device,
+                       base_dir=study.root)
+    units = select_units(cfg, model, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    store = RecordStore(out / CACHE_DIR)
+    result = StimuliResult(manifest=None, manifest_path=study.manifest_path,  # type: ignore[arg-type]
+                           device=str(torch_device))
+    console = console or Console(stderr=True)
+    with _progress(console, progress) as bars:
+        natural, dataset_info = _natural_exemplars(cfg, model, units, folder, out, store,
+                                                   bars, result)
+        synthetic: dict[str, SyntheticImages] = {}
+        if cfg.synthetic.enabled:
+            synthetic = _feature_visualizations(cfg, model, units, seed, out, store, bars,
+                                                result)
+        manifest_units = [
+            Unit(id=u.id, layer=u.layer, channel=u.channel, label=u.label,
+                 selection=u.selection, natural=natural[u.id], synthetic=synthetic.get(u.id))
+            for u in units
+        ]
+        sheets = {}
+        if cfg.contact_sheets:
+            task = bars.add_task("contact sheets", total=len(manifest_units))
+            for unit in manifest_units:
+                path = write_contact_sheet(unit, out, out / "contact_sheets" / f"{_slug(unit)}.png")
+                sheets[unit.id] = path.relative_to(out).as_posix()
+                result.contact_sheets.append(path)
+                bars.advance(task)
+    manifest = Manifest(
+        generator=f"{GENERATOR} {_version()}",
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        model=ModelInfo(name=model.name, family=model.family, weights=model.weights,
+                        weights_sha256=model.weights_sha256,
+                        random_weights=model.random_weights),
+        dataset=dataset_info,
+        units=manifest_units,
+        parameters={
+            "seed": seed,
+            "device": str(torch_device),
+            "batches": cfg.batches,
+            "images_per_batch": cfg.images_per_batch,
+            "images_per_side": cfg.images_per_side,
+            "statistic": "spatial mean of the unit's feature map (pre-ReLU where the model "
+                         "has one)",
+            "input": model.preprocessing,
+            "batch_assignment": BATCH_ASSIGNMENT,
+            "image_format": cfg.image_format,
+            "contact_sheets": sheets,
+        },
+    )
+    write_manifest(manifest, study.manifest_path)
+    result.manifest = manifest
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _refuse_foreign_manifest(path: Path) -> None:
+    """Never overwrite stimuli a researcher brought by hand."""
+    if not path.is_file():
+        return
+    try:
+        generator = json.loads(path.read_text(encoding="utf-8")).get("generator", "")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        generator = ""
+    if not str(generator).startswith(GENERATOR):
+        raise CrowdkitError(
+            f"{path} was not written by `crowdkit stimuli`; move it (and its images) away "
+            "before rendering stimuli here"
+        )
+
+
+def _dataset(cfg: StimuliConfig, root: Path) -> ImageFolder:
+    if cfg.dataset is None:
+        raise ConfigError(
+            "[stimuli] dataset: required: a folder of natural images (ImageNet's val set "
+            "for the paper's study)"
+        )
+    path = Path(cfg.dataset).expanduser()
+    folder = ImageFolder.scan(path if path.is_absolute() else root / path)
+    need = 2 * cfg.images_per_side
+    if len(folder) < need:
+        raise ConfigError(
+            f"[stimuli] dataset: {folder.root} has {len(folder)} images; batches x "
+            f"images_per_batch = {cfg.images_per_side} per side needs at least {need}"
+        )
+    return folder
+
+
+# -- natural exemplars -------------------------------------------------------------------
+
+
+def _natural_exemplars(
+    cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: ImageFolder,
+    out: Path, store: RecordStore, bars: Progress, result: StimuliResult,
+) -> tuple[dict[str, NaturalExemplars], DatasetInfo]:
+    k = cfg.images_per_side
+    data_key = fingerprint({"model": model.fingerprint(), "dataset": folder.fingerprint()})
+    natural_key = fingerprint({"data": data_key, "k": k, "batches": cfg.batches,
+                               "per_batch": cfg.images_per_batch, "format": cfg.image_format,
+                               "quality": cfg.jpeg_quality if cfg.image_format == "jpeg" else 0})
+    natural: dict[str, NaturalExemplars] = {}
+    todo: list[UnitRef] = []
+    for unit in units:
+        record = store.get("natural", unit.slug, natural_key)
+        if record and _files_intact(out, record["natural"]):
+            natural[unit.id] = NaturalExemplars.model_validate(record["natural"])
+            result.natural_reused += 1
+        else:
+            todo.append(unit)
+
+    scans = {u.id: store.get("scan", f"{u.slug}", _scan_key(data_key, u, k)) for u in todo}
+    dataset_record = store.get("scan", "dataset", data_key)
+    missing = [u for u in todo if scans[u.id] is None]
+    if missing or (todo and dataset_record is None):
+        scan = _scan(cfg, model, missing or todo, folder, out, data_key, bars)
+        result.scanned_images = len(folder)
+        dataset_record = {"n_skipped": scan.n_skipped, "skipped": scan.skipped}
+        store.put("scan", "dataset", data_key, dataset_record)
+        for unit in missing or todo:
+            scans[unit.id] = {"top": scan.top[unit.id], "bottom": scan.bottom[unit.id]}
+            store.put("scan", unit.slug, _scan_key(data_key, unit, k), scans[unit.id])
+    if dataset_record is None:  # everything reused, but the dataset record went missing
+        dataset_record = {"n_skipped": 0, "skipped": []}
+    result.skipped_examples = list(dataset_record.get("skipped", []))
+
+    if todo:
+        natural.update(_write_exemplars(cfg, todo, scans, folder, out, bars))
+        for unit in todo:
+            store.put("natural", unit.slug, natural_key,
+                      {"natural": natural[unit.id].model_dump(mode="json", exclude_none=True)})
+        result.natural_written = len(todo)
+    info = DatasetInfo(root=str(cfg.dataset), n_images=len(folder),
+                       n_skipped=int(dataset_record["n_skipped"]), preprocessing=PREPROCESSING)
+    return natural, info
+
+
+def _scan_key(data_key: str, unit: UnitRef, k: int) -> str:
+    return fingerprint({"data": data_key, "layer": unit.layer, "channel": unit.channel, "k": k})
+
+
+def _scan(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: ImageFolder,
+          out: Path, data_key: str, bars: Progress) -> ScanResult:
+    units_key = fingerprint({"data": data_key, "k": cfg.images_per_side,
+                             "units": [(u.layer, u.channel) for u in units]})
+    task = bars.add_task(f"scanning {len(units)} units", total=len(folder))
+    scan = scan_dataset(
+        model, units, folder, k=cfg.images_per_side, batch_size=cfg.scan_batch_size,
+        num_workers=cfg.num_workers, key=units_key,
+        checkpoint=out / CACHE_DIR / "scan" / f"partial-{units_key}.pt",
+        progress=lambda n: bars.advance(task, n),
+    )
+    readable = scan.n_images - scan.n_skipped
+    if readable < 2 * cfg.images_per_side:
+        raise ConfigError(
+            f"[stimuli] dataset: only {readable} of {scan.n_images} images are readable; "
+            f"{cfg.images_per_side} per side needs at least {2 * cfg.images_per_side}"
+        )
+    return scan
+
+
+def _write_exemplars(
+    cfg: StimuliConfig, units: list[UnitRef], scans: dict[str, dict], folder: ImageFolder,
+    out: Path, bars: Progress,
+) -> dict[str, NaturalExemplars]:
+    """Assign batches and save each chosen crop; each source image is decoded once."""
+    ext = "jpg" if cfg.image_format == "jpeg" else "png"
+    plans: dict[str, list[tuple[list, list]]] = {}
+    destinations: dict[int, list[Path]] = {}
+    for unit in units:
+        top = [tuple(x) for x in scans[unit.id]["top"]]
+        bottom = [tuple(x) for x in scans[unit.id]["bottom"]]
+        max_batches = assign_batches(top, cfg.batches, cfg.images_per_batch)
+        min_batches = assign_batches(bottom, cfg.batches, cfg.images_per_batch)
+        batches = []
+        for b in range(cfg.batches):
+            # Ascending activation on both sides: reverse the most-extreme-first max list.
+            max_list, min_list = list(reversed(max_batches[b])), min_batches[b]
+            batches.append((max_list, min_list))
+            for side, items in (("max", max_list), ("min", min_list)):
+                for rank, (_, index) in enumerate(items):
+                    path = out / unit.slug / "natural" / f"batch_{b:02d}" / f"{side}_{rank}.{ext}"
+                    destinations.setdefault(index, []).append(path)
+        plans[unit.id] = batches
+
+    digests = _save_crops(cfg, folder, destinations, bars)
+    natural = {}
+    for unit in units:
+        exemplar_batches = []
+        for b, (max_list, min_list) in enumerate(plans[unit.id]):
+            refs = {}
+            for side, items in (("max", max_list), ("min", min_list)):
+                refs[side] = [
+                    ImageRef(
+                        path=f"{unit.slug}/natural/batch_{b:02d}/{side}_{rank}.{ext}",
+                        sha256=digests[index], activation=float(value), dataset_index=index,
+                        source=folder.files[index],
+                    )
+                    for rank, (value, index) in enumerate(items)
+                ]
+            exemplar_batches.append(ExemplarBatch(index=b, max=refs["max"], min=refs["min"]))
+        natural[unit.id] = NaturalExemplars(batches=exemplar_batches)
+    return natural
+
+
+def _save_crops(cfg: StimuliConfig, folder: ImageFolder, destinations: dict[int, list[Path]],
+                bars: Progress) -> dict[int, str]:
+    task = bars.add_task("saving exemplars", total=len(destinations))
+
+    def encode(index: int) -> tuple[int, bytes]:
+        try:
+            crop = load_crop(folder.path(index))
+        except OSError as exc:
+            raise CrowdkitError(
+                f"{folder.path(index)} could not be read again after the scan ({exc}); "
+                "did the dataset change? Run `crowdkit stimuli` again"
+            ) from None
+        return index, _encode(crop, cfg)
+
+    digests: dict[int, str] = {}
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for index, data in pool.map(encode, sorted(destinations)):
+            digests[index] = sha256_bytes(data)
+            for path in destinations[index]:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            bars.advance(task)
+    return digests
+
+
+def _encode(image: Image.Image, cfg: StimuliConfig) -> bytes:
+    buffer = io.BytesIO()
+    if cfg.image_format == "jpeg":
+        image.save(buffer, format="JPEG", quality=cfg.jpeg_quality, subsampling=0)
+    else:
+        image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _files_intact(out: Path, block: dict[str, Any]) -> bool:
+    """Every file a record names exists with its recorded sha256."""
+    refs = list(block.get("max", [])) + list(block.get("min", []))
+    for batch in block.get("batches", []):
+        refs += batch["max"] + batch["min"]
+    for ref in refs:
+        path = out / ref["path"]
+        if not path.is_file() or sha256_file(path) != ref.get("sha256"):
+            return False
+    return True
+
+
+# -- feature visualizations -------------------------------------------------------------
+
+
+def _feature_visualizations(
+    cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], seed: int, out: Path,
+    store: RecordStore, bars: Progress, result: StimuliResult,
+) -> dict[str, SyntheticImages]:
+    settings = RenderSettings.from_dict(cfg.synthetic.settings())
+    transform_seed = derive_seed(seed, "synthetic-transforms")
+    base = {"model": model.fingerprint(), "settings": settings.as_dict(),
+            "transform_seed": transform_seed, "format": cfg.image_format,
+            "quality": cfg.jpeg_quality if cfg.image_format == "jpeg" else 0}
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    todo: list[RenderTarget] = []
+    keys: dict[tuple[str, str], str] = {}
+    by_id = {u.id: u for u in units}
+    for unit in units:
+        for direction in DIRECTIONS:
+            init_seed = derive_seed(seed, "synthetic-init", unit.id, direction)
+            key = fingerprint({**base, "layer": unit.layer, "channel": unit.channel,
+                               "init_seed": init_seed})
+            keys[(unit.id, direction)] = key
+            record = store.get("synthetic", f"{unit.slug}-{direction}", key)
+            if record and _files_intact(out, {"max": record["images"]}):
+                records[(unit.id, direction)] = record
+                result.synthetic_reused += 1
+            else:
+                todo.append(RenderTarget(unit.id, unit.layer, unit.channel, direction, init_seed))
+
+    if todo:
+        layer_order = {name: info.order
+                       for name, info in probe_layers(model, [t.layer for t in todo]).items()}
+        task = bars.add_task(f"rendering {len(todo)} unit-directions",
+                             total=len(todo) * settings.steps)
+        for groups in render_targets(model, todo, settings, transform_seed=transform_seed,
+                                     layer_order=layer_order,
+                                     chunk_images=cfg.synthetic.chunk_images,
+                                     on_step=lambda n: bars.advance(task, n)):
+            for group in groups:
+                unit = by_id[group.target.key]
+                record = _save_group(cfg, unit, group, out)
+                store.put("synthetic", f"{unit.slug}-{group.target.direction}",
+                          keys[(unit.id, group.target.direction)], record)
+                records[(unit.id, group.target.direction)] = record
+                result.synthetic_rendered += 1
+
+    synthetic = {}
+    for unit in units:
+        mx, mn = records[(unit.id, "max")], records[(unit.id, "min")]
+        synthetic[unit.id] = SyntheticImages(
+            max=[ImageRef.model_validate(r) for r in mx["images"]],
+            min=[ImageRef.model_validate(r) for r in mn["images"]],
+            parameters={
+                **settings.as_dict(),
+                "seed": seed,
+                "transform_seed": transform_seed,
+                "init_seed": {"max": mx["init_seed"], "min": mn["init_seed"]},
+                "final_channel_mean": {"max": mx["final_channel_mean"],
+                                       "min": mn["final_channel_mean"]},
+                "final_diversity": {"max": mx["final_diversity"], "min": mn["final_diversity"]},
+                "objective": OBJECTIVE,
+                "rescored_on": f"the saved {settings.final_size} px crop, no transforms",
+            },
+        )
+    return synthetic
+
+
+def _save_group(cfg: StimuliConfig, unit: UnitRef, group: RenderedGroup, out: Path) -> dict:
+    """Save a group's images in ascending order of re-scored activation."""
+    ext = "jpg" if cfg.image_format == "jpeg" else "png"
+    direction = group.target.direction
+    order = np.argsort(np.asarray(group.activations), kind="stable")
+    refs = []
+    for rank, i in enumerate(order):
+        data = _encode(Image.fromarray(group.images[i]), cfg)
+        rel = f"{unit.slug}/synthetic/{direction}_{rank}.{ext}"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+        refs.append({"path": rel, "sha256": sha256_bytes(data),
+                     "activation": group.activations[i]})
+    return {"images": refs, "init_seed": group.target.init_seed,
+            "final_channel_mean": group.final_channel_mean,
+            "final_diversity": group.final_diversity}
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _slug(unit: Unit) -> str:
+    return UnitRef(unit.id, unit.layer, unit.channel, unit.label, unit.selection).slug
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crowdkit")
+    except PackageNotFoundError:
+        return "dev"
+
+
+@contextmanager
+def _progress(console: Console, enabled: bool) -> Iterator[Progress]:
+    bars = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled,
+        transient=False,
+    )
+    with bars:
+        yield bars
