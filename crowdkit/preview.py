@@ -25,7 +25,12 @@ from crowdkit.design import PublicTask
 from crowdkit.errors import CrowdkitError
 from crowdkit.payload import Payload
 from crowdkit.study import Study, StudyConfig
-from crowdkit.templates import render_task_html
+from crowdkit.templates import (
+    QUESTION_LIMIT_BYTES,
+    html_question_xml,
+    question_size,
+    render_task_html,
+)
 
 FAKE_WORKER_ID = "APREVIEWWORKER0000"
 FAKE_HIT_ID = "3PREVIEWHIT000000000000000000"
@@ -94,6 +99,17 @@ class PreviewServer:
     def preview_url(self) -> str:
         return f"{self.base_url}/hit?" + urlencode({"assignmentId": NOT_ACCEPTED,
                                                      "hitId": FAKE_HIT_ID})
+
+    @property
+    def image_count(self) -> int:
+        """How many distinct images the task shows."""
+        return len({key for t in self.task.trials for key in (
+            *t.references.left, *t.references.right, t.queries.top, t.queries.bottom)})
+
+    @property
+    def question_bytes(self) -> int:
+        """The page's size as MTurk counts it (with this server's image base URL)."""
+        return question_size(html_question_xml(self.page))
 
     def __enter__(self) -> PreviewServer:
         try:
@@ -220,7 +236,9 @@ def _index_page(server: PreviewServer) -> bytes:
     body = (
         f"<!DOCTYPE html><meta charset=utf-8><title>crowdkit preview</title>{_STYLE}"
         f"<h1>Preview of task {esc(server.task.task_id)}</h1>"
-        f"<p>{len(server.task.trials)} trials, {len(server.images)} images.</p><ul>"
+        f"<p>{len(server.task.trials)} trials, {server.image_count} images; the page is "
+        f"{server.question_bytes:,} bytes as an HTMLQuestion (MTurk allows "
+        f"{QUESTION_LIMIT_BYTES:,}).</p><ul>"
         f'<li><a href="{esc(server.preview_url)}">As MTurk shows it before a worker accepts</a>'
         f'<li><a href="{esc(server.worker_url)}">As a worker who accepted it</a> '
         "(fake ids; the submission is shown here, not sent anywhere)</ul>"

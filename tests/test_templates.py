@@ -405,3 +405,10 @@ def test_preview_serves_a_task_of_the_studys_own_design(tmp_path):
             assert body == server.images[url.rsplit("/", 1)[1]].read_bytes()
     with pytest.raises(CrowdkitError, match="--task 3: the design has tasks 0 to 2"):
         preview_server(study, task_index=3, port=0)
+
+
+def test_without_the_questionnaire_the_page_only_asks_to_submit(sample):
+    html = render_task_html(sample.task, study_config(page="questionnaire = false"), BASE)
+    assert 'type="radio"' not in html and 'id="comments"' not in html
+    assert 'id="submit"' in html
+    assert task_data(html)["settings"]["questionnaire"] is False
