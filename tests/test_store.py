@@ -166,3 +166,46 @@ def test_local_store_copies_once_and_serves_under_files(tmp_path):
 
 def test_budget_flags_only_tasks_over_it():
     assert over_budget({"a": 14_000_000, "b": 16_000_000}, 15) == {"b": 16_000_000}
+
+
+def test_http_local_store_puts_missing_files_and_skips_present_ones(tmp_path):
+    """The client side of a separately running `crowdkit serve`: HEAD, then PUT if missing."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from crowdkit.store import HttpLocalStore
+
+    stored: dict[str, tuple[bytes, str]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_HEAD(self):
+            item = stored.get(self.path)
+            self.send_response(200 if item else 404)
+            self.send_header("Content-Length", str(len(item[0]) if item else 0))
+            self.end_headers()
+
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            stored[self.path] = (body, self.headers["Content-Type"])
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        store = HttpLocalStore(f"http://127.0.0.1:{server.server_address[1]}/")
+        images = make_images(tmp_path / "src", 3)
+        first = store.upload(images)
+        assert sorted(first.uploaded) == sorted(i.key for i in images)
+        for image in images:
+            assert stored[f"/files/{image.key}"] == (image.path.read_bytes(), image.content_type)
+        second = store.upload(images)
+        assert second.uploaded == [] and len(second.skipped) == 3
+    finally:
+        server.shutdown()
+        server.server_close()

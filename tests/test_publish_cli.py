@@ -1,0 +1,61 @@
+"""`crowdkit publish`, `status` and `expire` from the command line (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from crowdkit.localturk import LocalTurk
+from crowdkit.publish import publish
+from crowdkit.store import LocalStore
+from crowdkit.study import load_study
+from tests.factories import make_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def crowdkit(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crowdkit", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120, input=stdin)
+
+
+def test_dry_run_from_the_command_line(tmp_path):
+    root = make_study(tmp_path / "s")
+    done = crowdkit("publish", str(root), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "total" in done.stdout and "dry run: 4 HITs rendered" in done.stdout
+    assert len(list((root / "dry-run").glob("*.html"))) == 4
+
+
+def test_local_target_with_nothing_listening_is_one_line(tmp_path):
+    root = make_study(tmp_path / "s")
+    with (root / "study.toml").open("a") as fh:
+        fh.write('\n[mturk]\nlocal_endpoint = "http://127.0.0.1:9"\n')
+    done = crowdkit("publish", str(root))
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0
+    assert "crowdkit serve" in done.stderr
+
+
+def test_status_json_and_expire_from_the_command_line(tmp_path):
+    root = make_study(tmp_path / "s")
+    with LocalTurk(tmp_path / "t.db", port=0) as service:
+        with (root / "study.toml").open("a") as fh:
+            fh.write(f'\n[mturk]\nlocal_endpoint = "{service.endpoint_url}"\n')
+        study = load_study(root)
+        publish(study, target="local", client=service.boto3_client(),
+                store=LocalStore(service.files_dir, service.base_url), show_progress=False,
+                echo=lambda line: None)
+        done = crowdkit("status", str(root), "--json")
+        assert done.returncode == 0, done.stderr
+        total = json.loads(done.stdout)["total"]
+        assert total["hits"] == 4 and total["available"] == 4
+        refused = crowdkit("expire", str(root), stdin="n\n")
+        assert refused.returncode == 1 and "not confirmed" in refused.stderr
+        done = crowdkit("expire", str(root), "--yes")
+        assert done.returncode == 0, done.stderr
+        assert "expired 4 HITs" in done.stdout
+        total = json.loads(crowdkit("status", str(root), "--json").stdout)["total"]
+        assert total["available"] == 0 and total["open_hits"] == 0
