@@ -149,15 +149,14 @@ class UnitStream:
     trials than there are units. Each unit walks through its batches in a seeded order.
     """
 
-    def __init__(self, units: list[Unit], rng: random.Random) -> None:
+    def __init__(self, units: list[Unit], rng: random.Random,
+                 batches: BatchCycler | None = None) -> None:
         if not units:
             raise ConfigError("no units left for the main trials (all are practice units?)")
         self.units = units
         self.rng = rng
         self.pending: list[Unit] = []
-        self.uses: dict[str, int] = defaultdict(int)
-        self.batch_order = {u.id: rng.sample(range(len(u.natural.batches)),
-                                             len(u.natural.batches)) for u in units}
+        self.batches = batches or BatchCycler(units, rng)
 
     def _new_round(self, avoid: set[str]) -> list[Unit]:
         by_layer: dict[str, list[Unit]] = defaultdict(list)
@@ -179,11 +178,28 @@ class UnitStream:
             if not self.pending:
                 self.pending = self._new_round({u.id for u, _ in out})
             unit = self.pending.pop(0)
-            order = self.batch_order[unit.id]
-            batch = order[self.uses[unit.id] % len(order)]
-            self.uses[unit.id] += 1
-            out.append((unit, unit.natural.batches[batch].index))
+            out.append((unit, self.batches.next(unit)))
         return out
+
+
+class BatchCycler:
+    """Each unit's exemplar batches, in a seeded order, used in turn.
+
+    The main trials of all conditions share one cycler, so in a within-participant task a
+    unit shown in two blocks shows different batches -- different queries -- in each
+    (as long as the unit has more than one batch), and nobody answers from memory.
+    """
+
+    def __init__(self, units: list[Unit], rng: random.Random) -> None:
+        self.order = {u.id: rng.sample([b.index for b in u.natural.batches],
+                                       len(u.natural.batches)) for u in units}
+        self.uses: dict[str, int] = defaultdict(int)
+
+    def next(self, unit: Unit) -> int:
+        order = self.order[unit.id]
+        batch = order[self.uses[unit.id] % len(order)]
+        self.uses[unit.id] += 1
+        return batch
 
 
 def design_tasks(config: StudyConfig, manifest: Manifest, stimuli_dir: Path,
@@ -200,7 +216,8 @@ def design_tasks(config: StudyConfig, manifest: Manifest, stimuli_dir: Path,
     practice_units, main_units = _split_practice_units(d, manifest, rng)
     builder = _TrialBuilder(config, stimuli_dir, catch_dir, rng)
     orders = _condition_orders(d, rng)
-    main_streams = {c: UnitStream(main_units, rng) for c in d.conditions}
+    shared_batches = BatchCycler(main_units, rng) if main_units else None
+    main_streams = {c: UnitStream(main_units, rng, shared_batches) for c in d.conditions}
     catch_streams = {c: UnitStream(main_units, rng) for c in d.conditions}
     practice_stream = UnitStream(practice_units, rng) if practice_units else None
 

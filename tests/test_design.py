@@ -351,3 +351,13 @@ def test_design_cannot_change_once_hits_exist(small_study: Path):
 def test_factory_study_is_valid(tmp_path: Path):
     root = make_study(tmp_path / "x", n_units=3, n_batches=1)
     assert load_study(root).name == "teststudy"
+
+
+def test_within_design_shows_a_unit_with_different_queries_in_each_block():
+    # 5 main units, 5 trials per block: every unit appears in both blocks of every task.
+    _, _, _, design = run_design(n_units=6, n_batches=2, assignment="within", tasks=4,
+                                 trials=10, catch=0, practice=2)
+    for task in design.tasks:
+        queries = [k for t in task.public.trials if t.phase == "test"
+                   for k in (t.queries.top, t.queries.bottom)]
+        assert len(queries) == len(set(queries)), "a query pair repeats within a task"
