@@ -317,13 +317,18 @@ def render_tasks(study: Study, tasks: list[Any], image_rows: dict[str, Any],
 
 def write_dry_run(study: Study, tasks: list[Any], plans: list[HitPlan], base_url: str,
                   rendered: Rendered) -> Path:
-    """One .html (the worker's page) and one .xml (the HTMLQuestion) per HIT."""
+    """One .html (the worker's page) and one .xml (the HTMLQuestion) per HIT, and sizes.csv
+    with each HIT's download in bytes."""
     from crowdkit.templates import render_task_html
 
     out = study.root / "dry-run"
     out.mkdir(parents=True, exist_ok=True)
     for stale in list(out.glob("*.html")) + list(out.glob("*.xml")):
         stale.unlink()
+    sizes = ["task_id,part,max_assignments,download_bytes"]
+    sizes += [f"{p.task_id},{p.part},{p.max_assignments},{rendered.sizes[p.task_id]}"
+              for p in plans]
+    (out / "sizes.csv").write_text("\n".join(sizes) + "\n", encoding="utf-8")
     by_id = {t.public.task_id: t for t in tasks}
     html_cache: dict[str, str] = {}
     for plan in plans:
@@ -604,7 +609,7 @@ def _create_hits(client: Any, ledger: Any, target: str, todo: list[HitPlan],
                 reward=reward)
     _crash_point("intents-recorded")
 
-    def create(plan: HitPlan) -> dict:
+    def create(plan: HitPlan) -> tuple[dict, bool]:
         return turk.create_hit_idempotent(
             client, request_token=plan.request_token, HITTypeId=hit_type_id,
             MaxAssignments=plan.max_assignments, LifetimeInSeconds=lifetime,
@@ -628,12 +633,12 @@ def _create_hits(client: Any, ledger: Any, target: str, todo: list[HitPlan],
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     plan = pending.pop(future)
-                    hit = future.result()
+                    hit, existed = _result_or_user_error(future, plan, result)
                     _crash_point("hit-returned")
                     _record_created(ledger, target, plan, hit)
                     _crash_point("hit-recorded")
                     result.hit_group_id = result.hit_group_id or hit.get("HITGroupId")
-                    if plan.request_token in stale:
+                    if existed:
                         result.resumed += 1
                     else:
                         result.created += 1
@@ -645,6 +650,24 @@ def _create_hits(client: Any, ledger: Any, target: str, todo: list[HitPlan],
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+
+
+def _result_or_user_error(future: Future, plan: HitPlan, result: PublishResult
+                          ) -> tuple[dict, bool]:
+    """The created HIT, or one line that says what failed and that a re-run resumes."""
+    try:
+        return future.result()
+    except CrowdkitError:
+        raise
+    except Exception as exc:
+        if not turk.error_code(exc):
+            raise
+        raise CrowdkitError(
+            f"creating the HIT of task {plan.task_id} (part {plan.part}) failed: "
+            f"{turk.error_code(exc)}: {turk.error_message(exc)}; "
+            f"{result.created + result.resumed} HITs were made in this run; fix the cause "
+            "and run publish again to create the rest"
+        ) from exc
 
 
 def _record_created(ledger: Any, target: str, plan: HitPlan, hit: dict) -> None:

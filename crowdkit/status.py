@@ -16,7 +16,7 @@ from typing import Any
 
 from crowdkit import turk
 from crowdkit.errors import CrowdkitError
-from crowdkit.publish import assignment_fees, bonus_fee, resolve_target
+from crowdkit.publish import assignment_fees, bonus_fee
 from crowdkit.study import Study
 from crowdkit.units import money_str
 
@@ -87,6 +87,11 @@ class StudyStatus:
         }
 
 
+def status_target(study: Study, target: str | None) -> str:
+    """Reading and expiring need no extra guard: the configured target is the default."""
+    return turk.check_target(target or study.config.mturk.target)
+
+
 def _parse_time(value: Any) -> datetime | None:
     if value is None:
         return None
@@ -106,7 +111,7 @@ def study_status(study: Study, *, target: str | None = None, client: Any = None,
     """Per HIT and in total: assignments by state, money spent and committed, time left."""
     from crowdkit.ledger import Ledger
 
-    target = resolve_target(study, target)
+    target = status_target(study, target)
     with Ledger.open(study.db_path) as ledger:
         rows = [r for r in ledger.hits(target) if r["hit_id"]]
         bonuses = [b for b in ledger.bonuses() if b["status"] == "done"]
@@ -219,7 +224,7 @@ def expire(study: Study, *, target: str | None = None, yes: bool = False,
     """
     from crowdkit.ledger import Ledger
 
-    target = resolve_target(study, target)
+    target = status_target(study, target)
     if not study.db_path.exists():
         echo(f"{target}: nothing published for this study")
         return 0

@@ -205,17 +205,19 @@ def find_hits_by_annotation(client: Any, tokens: set[str]) -> dict[str, dict]:
     return found
 
 
-def create_hit_idempotent(client: Any, *, request_token: str, **params: Any) -> dict:
+def create_hit_idempotent(client: Any, *, request_token: str, **params: Any
+                          ) -> tuple[dict, bool]:
     """CreateHITWithHITType that returns the existing HIT when the token was already used.
 
-    The token also goes into RequesterAnnotation so `find_hits_by_annotation` can find the
-    HIT by listing when the error message names no HIT id.
+    Returns (HIT, existed): `existed` is True when an earlier call had made it. The token also
+    goes into RequesterAnnotation so `find_hits_by_annotation` can find the HIT by listing
+    when the error message names no HIT id.
     """
     try:
         response = client.create_hit_with_hit_type(
             UniqueRequestToken=request_token, RequesterAnnotation=request_token, **params
         )
-        return response["HIT"]
+        return response["HIT"], False
     except Exception as exc:  # botocore ClientError or a modelled MTurk exception
         if not is_token_already_used(exc):
             raise
@@ -225,7 +227,7 @@ def create_hit_idempotent(client: Any, *, request_token: str, **params: Any) -> 
                 f"MTurk says request token {request_token} was already used, but no HIT "
                 "with that token could be found; check the account's HITs"
             ) from exc
-        return existing
+        return existing, True
 
 
 def resolve_existing_hit(client: Any, token: str, message: str) -> dict | None:

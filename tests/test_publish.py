@@ -200,6 +200,8 @@ def test_dry_run_renders_every_hit_and_calls_nothing(tmp_path):
     out = study.root / "dry-run"
     assert result.dry_run_dir == out
     assert len(list(out.glob("*.html"))) == 8 == len(list(out.glob("*.xml")))  # 4 x [5, 5]
+    sizes = (out / "sizes.csv").read_text().splitlines()
+    assert sizes[0] == "task_id,part,max_assignments,download_bytes" and len(sizes) == 9
     assert lines[0].startswith("8 HITs (4 tasks); download per HIT")
     assert re.search(r"^\s+total\s+\$\s+24\.00$", "\n".join(lines), re.MULTILINE)
     xml = next(out.glob("*.xml")).read_text()
@@ -337,3 +339,33 @@ def test_expire_touches_only_this_studys_hits(tmp_path, turk_service):
     # An expired HIT is never published again.
     again = run_publish(study, turk_service)
     assert again.created == 0 and len(account_hits(client)) == 5
+
+
+def test_a_refused_create_is_one_line_and_a_rerun_finishes(tmp_path, turk_service):
+    from botocore.exceptions import ClientError
+
+    study = load_study(make_study(tmp_path / "s"))
+    real = turk_service.boto3_client()
+
+    class RefusesThird:
+        calls = 0
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def create_hit_with_hit_type(self, **kwargs):
+            RefusesThird.calls += 1
+            if RefusesThird.calls == 3:
+                raise ClientError({"Error": {"Code": "RequestError",
+                                             "Message": "Your account is suspended."}},
+                                  "CreateHITWithHITType")
+            return real.create_hit_with_hit_type(**kwargs)
+
+    with pytest.raises(CrowdkitError, match="Your account is suspended.*run publish again"):
+        publish(study, target="local", client=RefusesThird(), workers=1,
+                store=LocalStore(turk_service.files_dir, turk_service.base_url),
+                show_progress=False, echo=lambda line: None)
+    assert len(account_hits(real)) == 2
+    result = run_publish(study, turk_service)
+    assert result.created == 2 and result.already == 2
+    assert len(account_hits(real)) == 4
