@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS assignments (
     requester_feedback TEXT
 );
 CREATE INDEX IF NOT EXISTS assignments_by_hit ON assignments(hit_id, status);
-CREATE INDEX IF NOT EXISTS assignments_by_status ON assignments(status);
+CREATE INDEX IF NOT EXISTS assignments_due ON assignments(status, auto_approval_time);
+CREATE INDEX IF NOT EXISTS assignments_deadline ON assignments(status, deadline);
 CREATE INDEX IF NOT EXISTS assignments_by_worker ON assignments(worker_id);
 CREATE TABLE IF NOT EXISTS request_tokens (
     scope TEXT NOT NULL,
