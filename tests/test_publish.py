@@ -369,3 +369,36 @@ def test_a_refused_create_is_one_line_and_a_rerun_finishes(tmp_path, turk_servic
     result = run_publish(study, turk_service)
     assert result.created == 2 and result.already == 2
     assert len(account_hits(real)) == 4
+
+
+def test_sandbox_publish_hosts_images_on_s3_and_needs_public_read(tmp_path, turk_service,
+                                                                  monkeypatch):
+    """The S3 path end to end: moto for S3, the local service standing in for MTurk."""
+    import boto3
+    from moto import mock_aws
+
+    from crowdkit.store import S3Store
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    root = make_study(tmp_path / "s")
+    add_config(root, '[storage]\nbucket = "lab-stimuli"\nprefix = "studies"\n')
+    study = load_study(root)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="lab-stimuli")
+
+        def go(**kwargs):
+            store = S3Store("lab-stimuli", prefix="studies", study_name=study.name, client=s3)
+            return publish(study, target="sandbox", client=turk_service.boto3_client(),
+                           store=store, show_progress=False, echo=lambda line: None, **kwargs)
+
+        with pytest.raises(CrowdkitError, match="--apply-bucket-policy"):
+            go()
+        assert account_hits(turk_service.boto3_client()) == []
+        result = go(apply_bucket_policy=True)
+        assert result.created == 4
+        listed = s3.list_objects_v2(Bucket="lab-stimuli", Prefix="studies/teststudy/")
+        assert listed["KeyCount"] == result.uploaded > 0
+        question = account_hits(turk_service.boto3_client())[0]["Question"]
+        assert "https://lab-stimuli.s3.us-east-1.amazonaws.com/studies/teststudy/" in question
