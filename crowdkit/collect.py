@@ -265,8 +265,8 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
-def list_assignments(client: Any, hit_id: str) -> Iterable[dict[str, Any]]:
-    """Every assignment of a HIT in every status MTurk lists, following NextToken."""
+def list_assignment_pages(client: Any, hit_id: str) -> Iterable[list[dict[str, Any]]]:
+    """Every assignment of a HIT in every status MTurk lists, page by page (NextToken)."""
     token = None
     while True:
         kwargs: dict[str, Any] = {"HITId": hit_id, "MaxResults": PAGE_SIZE,
@@ -274,10 +274,25 @@ def list_assignments(client: Any, hit_id: str) -> Iterable[dict[str, Any]]:
         if token:
             kwargs["NextToken"] = token
         page = client.list_assignments_for_hit(**kwargs)
-        yield from page.get("Assignments", [])
+        assignments = page.get("Assignments", [])
+        if assignments:
+            yield assignments
         token = page.get("NextToken")
-        if not token or not page.get("Assignments"):
+        if not token or not assignments:
             return
+
+
+def _store_page(ledger: Any, hit_id: str, page: list[dict[str, Any]], stats: FetchStats) -> None:
+    """Store one page of answers verbatim, in one transaction, as soon as it arrives."""
+    with ledger.transaction():
+        for a in page:
+            outcome = ledger.store_assignment(
+                assignment_id=a["AssignmentId"], hit_id=hit_id, worker_id=a["WorkerId"],
+                status=a["AssignmentStatus"], answer_xml=a.get("Answer"),
+                accept_time=_iso(a.get("AcceptTime")), submit_time=_iso(a.get("SubmitTime")),
+                auto_approval_time=_iso(a.get("AutoApprovalTime")),
+            )
+            setattr(stats, outcome, getattr(stats, outcome) + 1)
 
 
 def hit_is_settled(ledger: Any, hit: Any) -> bool:
@@ -297,15 +312,8 @@ def fetch_assignments(ledger: Any, client_for: ClientFor,
         else:
             stats.hits_listed += 1
             try:
-                for a in list_assignments(client_for(hit["target"]), hit["hit_id"]):
-                    outcome = ledger.store_assignment(
-                        assignment_id=a["AssignmentId"], hit_id=hit["hit_id"],
-                        worker_id=a["WorkerId"], status=a["AssignmentStatus"],
-                        answer_xml=a.get("Answer"), accept_time=_iso(a.get("AcceptTime")),
-                        submit_time=_iso(a.get("SubmitTime")),
-                        auto_approval_time=_iso(a.get("AutoApprovalTime")),
-                    )
-                    setattr(stats, outcome, getattr(stats, outcome) + 1)
+                for page in list_assignment_pages(client_for(hit["target"]), hit["hit_id"]):
+                    _store_page(ledger, hit["hit_id"], page, stats)
             except CrowdkitError:
                 raise
             except Exception as exc:  # one unreachable HIT must not stop the others
@@ -514,11 +522,12 @@ def record_parse_results(ledger: Any, dataset: Dataset) -> int:
     current = {r["assignment_id"]: (r["parse_status"], r["parse_error"])
                for r in ledger.assignments()}
     changed = 0
-    for record in dataset.records:
-        status = "ok" if record.parsed.valid else "invalid"
-        if current.get(record.assignment_id) != (status, record.parsed.reason):
-            ledger.set_assignment_parse(record.assignment_id, status, record.parsed.reason)
-            changed += 1
+    with ledger.transaction():
+        for record in dataset.records:
+            status = "ok" if record.parsed.valid else "invalid"
+            if current.get(record.assignment_id) != (status, record.parsed.reason):
+                ledger.set_assignment_parse(record.assignment_id, status, record.parsed.reason)
+                changed += 1
     return changed
 
 
