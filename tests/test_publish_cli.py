@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from crowdkit.ledger import Ledger
 from crowdkit.localturk import LocalTurk
 from crowdkit.publish import publish
 from crowdkit.store import LocalStore
@@ -59,3 +60,19 @@ def test_status_json_and_expire_from_the_command_line(tmp_path):
         assert "expired 4 HITs" in done.stdout
         total = json.loads(crowdkit("status", str(root), "--json").stdout)["total"]
         assert total["available"] == 0 and total["open_hits"] == 0
+
+
+def test_publish_to_a_running_local_service_uploads_images_over_http(tmp_path):
+    root = make_study(tmp_path / "s", assignments=10)
+    with LocalTurk(tmp_path / "t.db", port=0, files_dir=tmp_path / "served") as service:
+        with (root / "study.toml").open("a") as fh:
+            fh.write(f'\n[mturk]\nlocal_endpoint = "{service.endpoint_url}"\n')
+        done = crowdkit("publish", str(root))
+        assert done.returncode == 0, done.stderr
+        assert "local: 8 HITs for this study (8 created now" in done.stdout
+        assert f"open: {service.worker_url}" in done.stdout
+        served = {p.name for p in (tmp_path / "served").iterdir()}
+        with Ledger.open(root / "study.db") as ledger:
+            assert served == set(ledger.images())
+        again = crowdkit("publish", str(root))
+        assert "0 uploaded" in again.stdout and "8 already there" in again.stdout

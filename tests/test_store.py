@@ -209,3 +209,30 @@ def test_http_local_store_puts_missing_files_and_skips_present_ones(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_local_service_accepts_only_content_addressed_uploads(tmp_path):
+    import hashlib
+    import urllib.error
+    import urllib.request
+
+    from crowdkit.localturk import LocalTurk
+
+    def put(url: str, body: bytes) -> int:
+        request = urllib.request.Request(url, data=body, method="PUT")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    body = b"an image"
+    key = hashlib.sha256(body).hexdigest()[:32] + ".png"
+    with LocalTurk(tmp_path / "t.db", port=0, files_dir=tmp_path / "files") as service:
+        assert put(service.file_url(key), body) == 201
+        assert (tmp_path / "files" / key).read_bytes() == body
+        assert put(service.file_url(key), b"other bytes") == 400  # digest mismatch
+        assert put(service.file_url("notahash.png"), body) == 400
+        assert put(service.file_url("..%2Fescape.png"), body) == 400
+        with urllib.request.urlopen(service.file_url(key), timeout=10) as response:
+            assert response.read() == body

@@ -4,6 +4,7 @@ study files and a few test controls, plus `LocalTurk`, the in-process service.
 Routes:
   POST /  with X-Amz-Target: MTurkRequesterServiceV20170117.<Operation>   requester API
   GET  /files/<path>                                   files_dir, immutable, no listings
+  PUT  /files/<sha256 hex>.<ext>                       content-addressed upload (publish)
   /worker..., /mturk/externalSubmit                    the worker site (worker_site.py)
   GET  /_localturk/health, GET|POST /_localturk/clock, POST /_localturk/faults   test controls
 """
@@ -11,8 +12,10 @@ Routes:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import mimetypes
+import re
 import socket
 import sys
 import threading
@@ -36,6 +39,8 @@ from crowdkit.localturk.worker_site import WorkerSite
 TARGET_PREFIX = "MTurkRequesterServiceV20170117"
 DEFAULT_PORT = 8765
 IMMUTABLE = "public, max-age=31536000, immutable"
+_CONTENT_KEY = re.compile(r"^([0-9a-f]{32,64})\.([a-z0-9]{1,8})$")
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 _TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
           ".webp": "image/webp", ".gif": "image/gif", ".svg": "image/svg+xml",
           ".json": "application/json", ".js": "text/javascript", ".css": "text/css",
@@ -67,6 +72,8 @@ class App:
             return self.requester(req)
         if req.path.startswith("/files/") and req.method in ("GET", "HEAD"):
             return self.file(req.path[len("/files/"):])
+        if req.path.startswith("/files/") and req.method == "PUT":
+            return self.put_file(req.path[len("/files/"):], req.body)
         if req.path.startswith("/_localturk/"):
             return self.control(req)
         if req.path in ("", "/"):
@@ -117,6 +124,26 @@ class App:
             "Content-Type": ctype or "application/octet-stream",
             "Cache-Control": IMMUTABLE,
         })
+
+    def put_file(self, name: str, body: bytes) -> Response:
+        """Store a content-addressed file (how `crowdkit publish --target local` hosts images).
+
+        Only names "<hex sha256 prefix, 32+ digits>.<ext>" whose digits match the body are
+        accepted, so an upload can never replace a file with other content or leave the folder.
+        """
+        match = _CONTENT_KEY.match(unquote(name))
+        if self.files_dir is None or match is None:
+            return Response.json({"error": "name must be <sha256 hex>.<ext>"}, 400)
+        if len(body) > MAX_UPLOAD_BYTES:
+            return Response.json({"error": "file too large"}, 413)
+        if not hashlib.sha256(body).hexdigest().startswith(match.group(1)):
+            return Response.json({"error": "the name's digest does not match the body"}, 400)
+        target = self.files_dir / match.group(0)
+        if not (target.is_file() and target.read_bytes() == body):
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+            tmp.write_bytes(body)
+            tmp.replace(target)
+        return Response.json({"ok": True, "key": match.group(0)}, 201)
 
     def control(self, req: Request) -> Response:
         """Test controls: health, the marketplace clock, fault settings."""
@@ -177,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(resp.body)
 
-    do_GET = do_POST = do_HEAD = _run
+    do_GET = do_POST = do_HEAD = do_PUT = _run
 
 
 class _Server(ThreadingHTTPServer):
