@@ -80,8 +80,8 @@ class ImageFolder:
                 stats.append((rel, st.st_size, st.st_mtime_ns))
             except OSError:
                 stats.append((rel, -1, -1))
-        return fingerprint({"root": str(self.root.resolve()), "files": stats,
-                            "preprocessing": PREPROCESSING})
+        # Names, sizes and times, not the root: a study directory that moves keeps its cache.
+        return fingerprint({"files": stats, "preprocessing": PREPROCESSING})
 
 
 class CropDataset(Dataset):

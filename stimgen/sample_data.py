@@ -7,16 +7,28 @@ real texture and colour, so a network's activations spread over them and exempla
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from crowdkit.errors import CrowdkitError
+
+PHOTOGRAPHS = ("china.jpg", "flower.jpg")
+
 
 def _photographs() -> list[Image.Image]:
-    from sklearn.datasets import load_sample_images
-
-    return [Image.fromarray(array) for array in load_sample_images().images]
+    """scikit-learn's two sample photographs, read from its package without importing it."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise CrowdkitError("the sample images need scikit-learn: pip install scikit-learn")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "images"
+    photos = []
+    for name in PHOTOGRAPHS:
+        with Image.open(folder / name) as image:
+            photos.append(image.convert("RGB"))
+    return photos
 
 
 def write_sample_images(

@@ -1,0 +1,269 @@
+"""`crowdkit stimuli` end to end on a tiny study: the manifest it writes, the exact crops,
+the paper's batches, re-runs that reuse work, interruptions, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from crowdkit.cli import app
+from crowdkit.errors import ConfigError, CrowdkitError
+from crowdkit.manifest import Manifest, load_manifest
+from crowdkit.study import load_study
+from stimgen import pipeline, render_study_stimuli
+from stimgen.featurevis import score_images
+from stimgen.hashing import sha256_file
+from stimgen.models import load_model
+from stimgen.sample_data import write_sample_images
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = """
+[study]
+name = "stim"
+seed = 5
+
+[stimuli]
+weights = "random"
+dataset = "images"
+units = ["3a:70", "mixed3b_3x3_pre_relu_conv:72"]
+random_layers = ["mixed3a_5x5_pre_relu_conv"]
+batches = 2
+images_per_batch = 3
+device = "cpu"
+num_workers = 0
+{extra}
+
+[stimuli.synthetic]
+steps = {steps}
+image_size = 32
+crop = 2
+n_images = 2
+
+[hit]
+title = "t"
+description = "d"
+reward = "0.50"
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*_args: object, **_kwargs: object) -> None:
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+
+
+def make_study_dir(root: Path, *, steps: int = 3, extra: str = "", n_images: int = 14) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "study.toml").write_text(STUDY.format(steps=steps, extra=extra))
+    write_sample_images(root / "images", n_images, seed=3, size=(96, 72))
+    return root
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> tuple[Path, pipeline.StimuliResult]:
+    root = make_study_dir(tmp_path_factory.mktemp("study"))
+    return root, render_study_stimuli(load_study(root), progress=False)
+
+
+@pytest.fixture
+def copy_of_rendered(rendered, tmp_path) -> Path:
+    return Path(shutil.copytree(rendered[0], tmp_path / "study"))
+
+
+def test_manifest_is_valid_and_names_every_file_with_its_hash(rendered):
+    root, result = rendered
+    manifest = load_manifest(root / "stimuli" / "manifest.json", check_files=True)
+    assert manifest == result.manifest
+    assert manifest.generator.startswith("crowdkit stimuli")
+    assert manifest.model.random_weights and manifest.model.weights == "random (seed 5)"
+    assert manifest.dataset is not None
+    assert (manifest.dataset.n_images, manifest.dataset.n_skipped) == (14, 0)
+    assert [(u.id, u.label, u.selection) for u in manifest.units[:2]] == [
+        ("3a:70", "3a, 3x3", "picked"), ("3b:200", "3b, 3x3", "picked")]
+    assert manifest.units[2].selection == "random" and manifest.units[2].label == "3a, 5x5"
+    for path in manifest.image_paths():
+        refs = [r for u in manifest.units for b in u.natural.batches for r in [*b.max, *b.min]
+                if r.path == path]
+        refs += [r for u in manifest.units for r in [*u.synthetic.max, *u.synthetic.min]
+                 if r.path == path]
+        assert all(r.sha256 == sha256_file(root / "stimuli" / path) for r in refs)
+    raw = json.loads((root / "stimuli" / "manifest.json").read_text())
+    assert raw["schema_version"] == 1
+    assert raw["parameters"]["seed"] == 5 and raw["parameters"]["batches"] == 2
+
+
+def test_batches_are_ascending_and_follow_the_rank_bins(rendered):
+    root, result = rendered
+    for unit in result.manifest.units:
+        batches = unit.natural.batches
+        assert [b.index for b in batches] == [0, 1]
+        for b in batches:
+            assert len(b.max) == len(b.min) == 3
+            assert [r.activation for r in b.max] == sorted(r.activation for r in b.max)
+            assert [r.activation for r in b.min] == sorted(r.activation for r in b.min)
+        # the top K = 6, most active first; batch b holds ranks b, 2 + b, 4 + b
+        top = sorted((r for b in batches for r in b.max), key=lambda r: -r.activation)
+        bottom = sorted((r for b in batches for r in b.min), key=lambda r: r.activation)
+        for b in batches:
+            assert [r.dataset_index for r in reversed(b.max)] == [
+                top[j * 2 + b.index].dataset_index for j in range(3)]
+            assert [r.dataset_index for r in b.min] == [
+                bottom[j * 2 + b.index].dataset_index for j in range(3)]
+        # the max side's images all beat the min side's: K from each end of the dataset
+        assert min(r.activation for r in top) > max(r.activation for r in bottom)
+        assert len({r.dataset_index for r in [*top, *bottom]}) == 12
+
+
+def test_saved_natural_images_are_exactly_the_crops_that_were_scored(rendered):
+    root, result = rendered
+    model = load_model("inceptionv1", "random", seed=5, device=torch.device("cpu"))
+    for unit in result.manifest.units[:2]:
+        refs = [r for b in unit.natural.batches for r in [*b.max, *b.min]]
+        pixels = np.stack([np.asarray(Image.open(root / "stimuli" / r.path)) for r in refs])
+        assert pixels.shape[1:] == (224, 224, 3)
+        scores = score_images(model, pixels, [(unit.layer, unit.channel)] * len(refs))
+        assert scores == pytest.approx([r.activation for r in refs], rel=1e-4, abs=1e-5)
+        assert all(r.source == f"sample_{r.dataset_index:05d}.jpg" for r in refs)
+
+
+def test_synthetic_images_are_rescored_and_recorded_with_their_settings(rendered):
+    root, result = rendered
+    for unit in result.manifest.units:
+        synthetic = unit.synthetic
+        assert synthetic is not None and len(synthetic.max) == len(synthetic.min) == 2
+        for side in (synthetic.max, synthetic.min):
+            assert [r.activation for r in side] == sorted(r.activation for r in side)
+            with Image.open(root / "stimuli" / side[0].path) as image:
+                assert image.size == (28, 28)  # 32 px cropped by 2 px per side
+        params = synthetic.parameters
+        assert (params["steps"], params["image_size"], params["crop"]) == (3, 32, 2)
+        assert (params["lr"], params["diversity_weight"], params["jitter"]) == (0.05, 100.0, 16)
+        assert params["init_seed"]["max"] != params["init_seed"]["min"]
+
+
+def test_contact_sheets_for_every_unit(rendered):
+    root, result = rendered
+    sheets = result.manifest.parameters["contact_sheets"]
+    assert set(sheets) == {u.id for u in result.manifest.units}
+    with Image.open(root / "stimuli" / sheets["3a:70"]) as sheet:
+        assert sheet.format == "PNG" and sheet.width > 3 * 96
+    assert any("random weights" in line for line in result.summary_lines())
+
+
+def test_a_rerun_with_the_same_inputs_reuses_everything(copy_of_rendered):
+    root = copy_of_rendered
+    before = {p: p.stat().st_mtime_ns for p in (root / "stimuli").rglob("*.png")
+              if "contact_sheets" not in p.parts}
+    result = render_study_stimuli(load_study(root), progress=False)
+    assert (result.scanned_images, result.natural_written, result.natural_reused) == (0, 0, 3)
+    assert (result.synthetic_rendered, result.synthetic_reused) == (0, 6)
+    assert before == {p: p.stat().st_mtime_ns for p in before}
+
+
+def test_changing_a_synthetic_setting_rerenders_only_the_synthetic_images(copy_of_rendered):
+    root = copy_of_rendered
+    toml = (root / "study.toml").read_text().replace("steps = 3", "steps = 2")
+    (root / "study.toml").write_text(toml)
+    result = render_study_stimuli(load_study(root), progress=False)
+    assert (result.scanned_images, result.natural_reused) == (0, 3)
+    assert (result.synthetic_rendered, result.synthetic_reused) == (6, 0)
+    assert result.manifest.units[0].synthetic.parameters["steps"] == 2
+
+
+def test_a_changed_image_file_is_rewritten(copy_of_rendered):
+    root = copy_of_rendered
+    manifest = Manifest.model_validate_json((root / "stimuli/manifest.json").read_text())
+    victim = root / "stimuli" / manifest.units[0].natural.batches[0].max[0].path
+    victim.write_bytes(b"damaged")
+    result = render_study_stimuli(load_study(root), progress=False)
+    assert (result.natural_written, result.natural_reused, result.scanned_images) == (1, 2, 0)
+    assert sha256_file(victim) == manifest.units[0].natural.batches[0].max[0].sha256
+
+
+def test_an_interrupted_render_keeps_the_finished_chunks(tmp_path, monkeypatch):
+    root = make_study_dir(tmp_path / "study", extra="")
+    toml = (root / "study.toml").read_text().replace("n_images = 2", "n_images = 2\n"
+                                                     "chunk_images = 2")
+    (root / "study.toml").write_text(toml)
+    saved = []
+    original = pipeline._save_group
+
+    def interrupted_after_two(*args, **kwargs):
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+        saved.append(args[2].target)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_save_group", interrupted_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        render_study_stimuli(load_study(root), progress=False)
+    assert not (root / "stimuli" / "manifest.json").exists()  # nothing half-way
+    monkeypatch.setattr(pipeline, "_save_group", original)
+    result = render_study_stimuli(load_study(root), progress=False)
+    assert (result.synthetic_reused, result.synthetic_rendered) == (2, 4)
+    assert (result.natural_reused, result.scanned_images) == (3, 0)
+
+
+def test_jpeg_output_and_no_synthetic(tmp_path):
+    root = make_study_dir(tmp_path / "study", extra='image_format = "jpeg"\njpeg_quality = 90')
+    toml = (root / "study.toml").read_text().replace("[stimuli.synthetic]",
+                                                     "[stimuli.synthetic]\nenabled = false")
+    (root / "study.toml").write_text(toml)
+    result = render_study_stimuli(load_study(root), progress=False)
+    paths = result.manifest.image_paths()
+    assert paths and all(p.endswith(".jpg") for p in paths)
+    assert all(u.synthetic is None for u in result.manifest.units)
+    with Image.open(root / "stimuli" / paths[0]) as image:
+        assert image.format == "JPEG"
+
+
+def test_a_hand_written_manifest_is_never_overwritten(tmp_path):
+    root = make_study_dir(tmp_path / "study", n_images=0)
+    (root / "stimuli").mkdir()
+    (root / "stimuli" / "manifest.json").write_text('{"generator": "hand-written"}')
+    with pytest.raises(CrowdkitError, match="was not written by `crowdkit stimuli`"):
+        render_study_stimuli(load_study(root), progress=False)
+
+
+@pytest.mark.parametrize(("n_images", "message"), [
+    (0, "[stimuli] dataset: no images in"),
+    (11, "has 11 images; batches x images_per_batch = 6 per side needs at least 12"),
+])
+def test_too_small_a_dataset_is_a_clear_error(tmp_path, n_images, message):
+    root = make_study_dir(tmp_path / "study", n_images=n_images)
+    with pytest.raises(ConfigError) as err:
+        render_study_stimuli(load_study(root), progress=False)
+    assert message in str(err.value)
+    assert not (root / "stimuli").exists()
+
+
+def test_cli_prints_a_summary_that_flags_random_weights(copy_of_rendered):
+    result = CliRunner().invoke(app, ["stimuli", str(copy_of_rendered), "--no-progress",
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "WARNING: random weights" in result.output
+    assert "natural exemplars: 0 units written, 3 reused" in result.output
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    root = make_study_dir(tmp_path / "study")
+    toml = (root / "study.toml").read_text().replace('"3a:70"', '"4a:999"')
+    (root / "study.toml").write_text(toml)
+    run = subprocess.run([sys.executable, "-m", "crowdkit", "stimuli", str(root)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "error: [stimuli] units: '4a:999': channel 999 is out of range for 4a (0-507)"]
+    assert not (root / "stimuli").exists()
