@@ -104,7 +104,8 @@ TargetOption = Annotated[
 def _ask(question: str) -> bool:
     try:
         return typer.confirm(question, default=False)
-    except typer.Abort:
+    except typer.Abort:  # end of input: the answer is no
+        typer.echo("", err=True)
         return False
 
 
