@@ -181,14 +181,19 @@ def print_status(status: StudyStatus, echo: Callable[[str], None] = print) -> No
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:  # a pipe or a log file: no reason to squeeze the table
+        console = Console(width=160)
     columns = ("available", "pending", "submitted", "approved", "rejected")
     if not status.hits:
         echo(f"{status.target}: no HITs published for this study yet")
         return
     if len(status.hits) <= 50:
-        table = Table(title=f"HITs ({status.target})")
-        for name in ("HIT", "task", *columns, "spent", "committed", "time left"):
-            table.add_column(name, justify="left" if name in ("HIT", "task") else "right")
+        table = Table(title=f"HITs ({status.target})", box=None, pad_edge=False)
+        headers = ("HIT", "task", "avail", "pend", "subm", "appr", "rej", "spent", "commit",
+                   "left")
+        for name in headers:
+            table.add_column(name, justify="left" if name in ("HIT", "task") else "right",
+                             no_wrap=True)
         for h in status.hits:
             table.add_row(h.hit_id, f"{h.task_id}/{h.part}",
                           *(str(getattr(h, c)) for c in columns), f"${money_str(h.spent)}",
