@@ -219,7 +219,7 @@ def _bonus_one(ledger: Any, client: Any, action: ReviewAction, reason: str,
                           UniqueRequestToken=action.bonus_token)
     except Exception as exc:
         error = _error_text(exc)
-        if "token" not in error.lower() or "already" not in error.lower():
+        if not _duplicate_token(exc, error):
             ledger.record_bonus(**common, status="failed", error=error)
             result.failures.append(f"bonus {action.assignment_id}: {error}")
             return
@@ -227,6 +227,16 @@ def _bonus_one(ledger: Any, client: Any, action: ReviewAction, reason: str,
     action.bonus_done = True
     result.bonuses += 1
     result.paid += action.bonus
+
+
+def _duplicate_token(exc: Exception, error: str) -> bool:
+    """MTurk's answer to a bonus token it has already processed: the bonus was paid."""
+    from crowdkit.turk import turk_error_code
+
+    if turk_error_code(exc).endswith("DuplicateRequest"):
+        return True
+    text = error.lower()
+    return "token" in text and "already" in text
 
 
 def review(study: Any, client_for: ClientFor, *, dry_run: bool = False,
