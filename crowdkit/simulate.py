@@ -44,6 +44,10 @@ FRAUD_KINDS = ("extra-field", "unknown-trial", "duplicate-trial", "confidence-7"
 _TASK_DATA = re.compile(
     r'<script[^>]*id="task-data"[^>]*>(.*?)</script>', re.DOTALL | re.IGNORECASE)
 USER_AGENT = "crowdkit-simulate/1 (simulated participant)"
+# MTurk's system qualifications: a simulated worker is an experienced, well-rated one.
+NUMBER_HITS_APPROVED = "00000000000000000040"
+PERCENT_ASSIGNMENTS_APPROVED = "000000000000000000L0"
+EXPERIENCED = {NUMBER_HITS_APPROVED: 5000, PERCENT_ASSIGNMENTS_APPROVED: 99}
 
 
 @dataclass
@@ -117,6 +121,12 @@ class WorkerSite:
         except urllib.error.URLError as exc:
             raise CrowdkitError(f"cannot reach the local service at {self.base_url} "
                                 f"({exc.reason}); start it with `crowdkit serve`") from None
+
+    def set_profile(self, worker_id: str, country: str | None,
+                    qualifications: dict[str, int]) -> None:
+        body = json.dumps({"workerId": worker_id, "country": country,
+                           "qualifications": qualifications}).encode()
+        self._request("POST", f"{self.base_url}/worker/api/profile", body, "application/json")
 
     def hits(self, worker_id: str) -> list[dict[str, Any]]:
         query = urllib.parse.urlencode({"workerId": worker_id})
@@ -260,12 +270,18 @@ def worker_id(seed: int, index: int) -> str:
 
 
 def run_simulation(site: WorkerSite, study_hit_ids: set[str], truth: dict[str, str],
-                   settings: SimulationSettings, on_worker: Any = None) -> SimulationResult:
-    """Let `settings.participants` simulated workers each take one HIT of the study."""
+                   settings: SimulationSettings, on_worker: Any = None,
+                   country: str | None = "US") -> SimulationResult:
+    """Let `settings.participants` simulated workers each take one HIT of the study.
+
+    Each worker first sets up its profile on the worker site: living in `country`, with a
+    long record of approved work, so a study's usual requirements let it in.
+    """
     rng = random.Random(f"simulate:{settings.seed}")
     submitted, no_hit = [], []
     for index, kind in enumerate(settings.kinds()):
         wid = worker_id(settings.seed, index)
+        site.set_profile(wid, country, EXPERIENCED)
         offers = [h for h in site.hits(wid)
                   if h["HITId"] in study_hit_ids and h.get("CanAccept", True)]
         if not offers:
@@ -299,7 +315,9 @@ def simulate(study: Any, settings: SimulationSettings, endpoint: str | None = No
         raise CrowdkitError(f"{study.db_path}: no local HITs; run `crowdkit publish "
                             f"{study.root} --target local` first")
     site = WorkerSite(endpoint or study.config.mturk.local_endpoint)
+    locales = study.config.qualifications.locales
+    country = locales[0].split("-")[0] if locales else "US"
     with Progress(transient=True) as progress:
         bar = progress.add_task("simulated participants", total=settings.participants)
         return run_simulation(site, hit_ids, truth, settings,
-                              on_worker=lambda: progress.advance(bar))
+                              on_worker=lambda: progress.advance(bar), country=country)

@@ -154,3 +154,28 @@ def test_the_commands_run_the_whole_loop(world) -> None:
     assert out.exit_code == 0 and "nothing was done" in out.output, out.output
     again = runner.invoke(app, ["collect", str(study.root)])
     assert "0 new, 5 changed" in again.output  # the approvals and the rejection
+
+
+def test_published_study_participants_cannot_come_back(tmp_path: Path) -> None:
+    """With the real publish: once collect has granted the study's qualification, the
+    same workers no longer see the study's HITs."""
+    from crowdkit.publish import publish
+    from crowdkit.store import LocalStore
+
+    study = designed_study(tmp_path / "study")
+    with LocalTurk(tmp_path / "turk.db", port=0) as turk:
+        with study.toml_path.open("a") as f:
+            f.write(f'\n[mturk]\nlocal_endpoint = "{turk.base_url}"\n')
+        study = load_study(study.root)
+        client = turk.boto3_client()
+        publish(study, target="local", yes=True, client=client,
+                store=LocalStore(turk.files_dir, turk.base_url), show_progress=False,
+                echo=lambda line: None)
+        settings = SimulationSettings(participants=3, seed=5)
+        first = simulate(study, settings, endpoint=turk.base_url)
+        assert len(first.submitted) == 3
+        result = collect(study, lambda target: client, echo=lambda line: None)
+        assert result.granted == 3
+        assert all(r.parsed.valid and not r.excluded for r in result.dataset.records)
+        again = simulate(study, settings, endpoint=turk.base_url)  # the same three workers
+        assert again.submitted == [] and len(again.no_hit) == 3
