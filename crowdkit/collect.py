@@ -339,29 +339,43 @@ def _error_text(exc: Exception) -> str:
 # ---------------------------------------------------------------------------- qualifications
 
 
-def grant_participation(ledger: Any, client_for: ClientFor) -> int:
+def grant_participation(ledger: Any, client_for: ClientFor,
+                        errors: list[str] | None = None) -> int:
     """Grant the study's participation qualification to every worker with an assignment.
 
-    Recorded in the ledger before ('intent') and after ('done') the call, so each worker is
-    granted once. Returns how many grants were made now.
+    Recorded in the ledger before ('intent') and after ('done' or 'failed') the call, so
+    each worker is granted once; a failed grant is retried on the next pass and reported in
+    `errors`. Returns how many grants were made now.
     """
     done = {(g["target"], g["qualification_type_id"], g["worker_id"])
             for g in ledger.qualification_grants() if g["status"] == "done"}
     hits = {h["hit_id"]: h["target"] for h in study_hits(ledger)}
+    type_ids = {t: ledger.study_qualification_type_id(t) for t in set(hits.values())}
     granted = 0
     for row in ledger.assignments():
         target = hits.get(row["hit_id"])
-        type_id = ledger.study_qualification_type_id(target) if target else None
-        if type_id is None or (target, type_id, row["worker_id"]) in done:
+        type_id = type_ids.get(target)
+        worker = row["worker_id"]
+        if type_id is None or (target, type_id, worker) in done:
             continue
         ledger.record_qualification_grant(target=target, qualification_type_id=type_id,
-                                          worker_id=row["worker_id"], status="intent")
-        client_for(target).associate_qualification_with_worker(
-            QualificationTypeId=type_id, WorkerId=row["worker_id"], IntegerValue=1,
-            SendNotification=False)
+                                          worker_id=worker, status="intent")
+        try:
+            client_for(target).associate_qualification_with_worker(
+                QualificationTypeId=type_id, WorkerId=worker, IntegerValue=1,
+                SendNotification=False)
+        except CrowdkitError:
+            raise
+        except Exception as exc:
+            ledger.record_qualification_grant(target=target, qualification_type_id=type_id,
+                                              worker_id=worker, status="failed")
+            if errors is not None:
+                errors.append(f"granting the study qualification failed "
+                              f"(retried next time): {_error_text(exc)}")
+            continue
         ledger.record_qualification_grant(target=target, qualification_type_id=type_id,
-                                          worker_id=row["worker_id"], status="done")
-        done.add((target, type_id, row["worker_id"]))
+                                          worker_id=worker, status="done")
+        done.add((target, type_id, worker))
         granted += 1
     return granted
 
@@ -593,8 +607,13 @@ def collect_once(study: Any, ledger: Any, client_for: ClientFor,
                  on_hit: Callable[[], None] | None = None) -> CollectResult:
     """One full pass: fetch, grant, parse, judge, export. Safe to repeat."""
     fetch = fetch_assignments(ledger, client_for, on_hit)
-    granted = grant_participation(ledger, client_for)
-    refresh_expert_qualification(ledger, client_for, study.config)
+    granted = grant_participation(ledger, client_for, fetch.errors)
+    try:
+        refresh_expert_qualification(ledger, client_for, study.config)
+    except CrowdkitError:
+        raise
+    except Exception as exc:  # the last list kept in the ledger still classifies
+        fetch.errors.append(f"listing the expert qualification failed: {_error_text(exc)}")
     dataset = build_dataset(study, ledger)
     updates = record_parse_results(ledger, dataset)
     written = write_exports(dataset, study.data_dir)

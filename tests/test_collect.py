@@ -197,6 +197,18 @@ def test_participation_qualification_is_granted_once_per_worker(study: Study,
     assert {g["status"] for g in grants} == {"done"} and len(grants) == 5
 
 
+def test_a_failed_grant_is_reported_and_retried(study: Study, turk: FakeMTurk) -> None:
+    with Ledger.open(study.db_path, write=True) as ledger:
+        ledger.record_qualification_type("local", "crowdkit study teststudy", "study", "QSTUDY")
+    turk.fail.add("associate_qualification_with_worker")
+    first = run(study, turk)
+    assert first.granted == 4 and len(first.fetch.errors) == 1
+    assert (study.data_dir / "trials.parquet").is_file()  # the failure stopped nothing
+    second = run(study, turk)
+    assert second.granted == 1 and second.fetch.errors == []
+    assert len(set(turk.grants)) == 5
+
+
 def test_expert_qualification_holders_are_experts(study: Study, turk: FakeMTurk) -> None:
     with Ledger.open(study.db_path, write=True) as ledger:
         ledger.record_qualification_type("local", "lab experts", "expert", "QEXPERT")
