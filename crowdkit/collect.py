@@ -369,6 +369,7 @@ def grant_participation(ledger: Any, client_for: ClientFor,
         except Exception as exc:
             ledger.record_qualification_grant(target=target, qualification_type_id=type_id,
                                               worker_id=worker, status="failed")
+            done.add((target, type_id, worker))  # not again in this pass
             if errors is not None:
                 errors.append(f"granting the study qualification failed "
                               f"(retried next time): {_error_text(exc)}")
