@@ -18,6 +18,7 @@ The order of events for one study and target:
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -621,39 +622,50 @@ def _create_hits(client: Any, ledger: Any, target: str, todo: list[HitPlan],
             result.resumed += 1
             advance(1)
         remaining = [p for p in todo if p.request_token not in found]
-        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        _run_creates(ledger, target, remaining, create, result, advance, workers)
+
+
+def _run_creates(ledger: Any, target: str, plans: list[HitPlan],
+                 create: Callable[[HitPlan], tuple[dict, bool]], result: PublishResult,
+                 advance: Callable[[int], None], workers: int) -> None:
+    """Keep `workers` create calls in flight; record each answer as it arrives.
+
+    On the first failure no new call starts, but every call already made is waited for and
+    recorded before the error is raised, so the ledger knows all it can.
+    """
+    workers = max(1, workers)
+    queue = iter(plans)
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = {pool.submit(create, p): p for p in itertools.islice(queue, workers)}
         try:
-            pending: dict[Future, HitPlan] = {}
-            queue = iter(remaining)
-            for plan in queue:
-                pending[pool.submit(create, plan)] = plan
-                if len(pending) >= workers * 2:
-                    break
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     plan = pending.pop(future)
-                    hit, existed = _result_or_user_error(future, plan, result)
+                    try:
+                        hit, existed = _result_or_user_error(future, plan)
+                    except Exception as exc:
+                        error = error or exc
+                        continue
                     _crash_point("hit-returned")
                     _record_created(ledger, target, plan, hit)
                     _crash_point("hit-recorded")
                     result.hit_group_id = result.hit_group_id or hit.get("HITGroupId")
-                    if existed:
-                        result.resumed += 1
-                    else:
-                        result.created += 1
+                    result.resumed += existed
+                    result.created += not existed
                     advance(1)
-                    nxt = next(queue, None)
+                    nxt = None if error else next(queue, None)
                     if nxt is not None:
                         pending[pool.submit(create, nxt)] = nxt
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-        pool.shutdown(wait=True)
+    if error is not None:
+        raise error
 
 
-def _result_or_user_error(future: Future, plan: HitPlan, result: PublishResult
-                          ) -> tuple[dict, bool]:
+def _result_or_user_error(future: Future, plan: HitPlan) -> tuple[dict, bool]:
     """The created HIT, or one line that says what failed and that a re-run resumes."""
     try:
         return future.result()
@@ -664,9 +676,8 @@ def _result_or_user_error(future: Future, plan: HitPlan, result: PublishResult
             raise
         raise CrowdkitError(
             f"creating the HIT of task {plan.task_id} (part {plan.part}) failed: "
-            f"{turk.error_code(exc)}: {turk.error_message(exc)}; "
-            f"{result.created + result.resumed} HITs were made in this run; fix the cause "
-            "and run publish again to create the rest"
+            f"{turk.error_code(exc)}: {turk.error_message(exc)}; the HITs made so far are "
+            "recorded: fix the cause and run publish again to create the rest"
         ) from exc
 
 
