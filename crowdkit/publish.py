@@ -372,9 +372,10 @@ class PublishResult:
         lines = [
             f"{self.target}: {self.hits_total} HITs for this study ({self.created} created now, "
             f"{self.resumed} recovered from an earlier run, {self.already} already there)",
-            f"images: {self.uploaded} uploaded, {self.skipped_uploads} already hosted "
-            f"({self.store})",
         ]
+        if self.store:
+            lines.append(f"images: {self.uploaded} uploaded, {self.skipped_uploads} already "
+                         f"hosted ({self.store})")
         if self.preview_url:
             where = "open" if self.target == "local" else "worker preview"
             lines.append(f"{where}: {self.preview_url}")
@@ -462,35 +463,43 @@ def publish(
         if dry_run:
             result.dry_run_dir = write_dry_run(study, tasks, plans, base_url, rendered)
             return result
-        if not todo:
-            echo("every HIT of this study already exists; nothing to create")
         client = client or _target_client(study, target)
         if todo:
             _check_balance(client, result.cost, target)
             _confirm_spending(target, result.cost, yes, confirm, echo)
-        store = store or default_store(study, target, profile=config.mturk.profile)
-        _host_images(store, images_from_ledger(image_rows, study.root), apply_bucket_policy,
-                     echo, show_progress, result)
-        if rendered.questions and store.base_url != base_url:
-            rendered = render_tasks(study, tasks, image_rows, store.base_url)
-        quals = ensure_qualifications(client, ledger, study, target)
-        hit_type_id = client.create_hit_type(**_hit_type_params(config, target, quals))[
-            "HITTypeId"]
-        result.hit_type_id = hit_type_id
-        if todo:
-            _create_hits(client, ledger, target, todo, recorded, hit_type_id, rendered.questions,
-                         config.hit.lifetime, money_str(config.hit.reward), result,
-                         show_progress, workers)
-        group_id = result.hit_group_id or _any_group_id(client, ledger, target) or hit_type_id
+            store = store or default_store(study, target, profile=config.mturk.profile)
+            _host_images(store, images_from_ledger(image_rows, study.root), apply_bucket_policy,
+                         echo, show_progress, result)
+            if store.base_url != base_url:
+                rendered = render_tasks(study, tasks, image_rows, store.base_url)
+            _create_study_hits(client, ledger, study, target, todo, recorded, rendered, result,
+                               show_progress, workers)
+        else:
+            echo("every HIT of this study already exists; nothing to create")
+        group_id = result.hit_group_id or _any_group_id(client, ledger, target)
         local_base = getattr(getattr(client, "meta", None), "endpoint_url", None)
-        result.preview_url = turk.preview_url(target, group_id,
-                                              local_base or config.mturk.local_endpoint)
+        if group_id or target == "local":
+            result.preview_url = turk.preview_url(target, group_id or "",
+                                                  local_base or config.mturk.local_endpoint)
         ledger.log_event("publish.done", target=target, hits=len(plans), created=result.created,
                          resumed=result.resumed)
     return result
 
 
 _TO_CREATE = (None, "intent", "failed")  # expired or deleted HITs are never made again
+
+
+def _create_study_hits(client: Any, ledger: Any, study: Study, target: str,
+                       todo: list[HitPlan], recorded: dict[str, Any], rendered: Rendered,
+                       result: PublishResult, show_progress: bool, workers: int) -> None:
+    """Qualification types, the HIT type, then the HITs themselves."""
+    config = study.config
+    quals = ensure_qualifications(client, ledger, study, target)
+    result.hit_type_id = client.create_hit_type(
+        **_hit_type_params(config, target, quals))["HITTypeId"]
+    _create_hits(client, ledger, target, todo, recorded, result.hit_type_id,
+                 rendered.questions, config.hit.lifetime, money_str(config.hit.reward), result,
+                 show_progress, workers)
 
 
 def _any_group_id(client: Any, ledger: Any, target: str) -> str | None:

@@ -56,12 +56,13 @@ def endpoint_url(target: str, local_endpoint: str = "http://127.0.0.1:8765") -> 
     return local_endpoint.rstrip("/") if target == "local" else ENDPOINTS[target]
 
 
-def preview_url(target: str, hit_type_id: str, local_endpoint: str | None = None) -> str:
-    """Where a worker (or the researcher) sees the study's HITs."""
+def preview_url(target: str, group_id: str, local_endpoint: str | None = None) -> str:
+    """Where a worker (or the researcher) sees the study's HITs: MTurk's preview of the HIT
+    group, or the local worker site."""
     if target == "local":
         base = (local_endpoint or "http://127.0.0.1:8765").rstrip("/")
         return f"{base}/worker"
-    return PREVIEW_URLS[check_target(target)].format(group=hit_type_id)
+    return PREVIEW_URLS[check_target(target)].format(group=group_id)
 
 
 def mturk_client(
