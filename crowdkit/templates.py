@@ -14,6 +14,7 @@ is a catch trial; `check_public_task` refuses a task whose ids or fields would.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -43,8 +44,15 @@ def template_environment(override_dir: Path | None = None) -> jinja2.Environment
     """A Jinja environment over the packaged templates, with `override_dir` taking precedence.
 
     Autoescape is on for every template, whatever its extension: text that reaches the page
-    (researcher wording, ids) is always escaped.
+    (researcher wording, ids) is always escaped. Environments are cached per folder, so
+    publishing a thousand tasks compiles each template once (Jinja still reloads a template
+    whose file changed).
     """
+    return _cached_environment(None if override_dir is None else str(override_dir.resolve()))
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_environment(override_dir: str | None) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = []
     if override_dir is not None:
         loaders.append(jinja2.FileSystemLoader(str(override_dir)))
