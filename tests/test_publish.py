@@ -433,3 +433,29 @@ def test_calls_in_flight_when_one_fails_are_still_recorded(tmp_path, turk_servic
     with Ledger.open(study.db_path) as ledger:
         recorded = {r["hit_id"] for r in ledger.hits("local") if r["status"] == "created"}
     assert made == recorded and 3 <= len(made) < 8
+
+
+def test_status_follows_workers_and_reviews(tmp_path, turk_service):
+    from crowdkit.localturk.market import Market
+
+    study = load_study(make_study(tmp_path / "s", tasks=2, assignments=3))
+    run_publish(study, turk_service)
+    client = turk_service.boto3_client()
+    market = Market(turk_service.db)
+    hit_id = account_hits(client)[0]["HITId"]
+    assignments = []
+    for worker in ("A1ONE", "A1TWO", "A1THREE"):
+        market.set_profile(worker, "US", None, {turk.PERCENT_APPROVED: 99,
+                                                turk.NUMBER_APPROVED: 5000})
+        assignments.append(market.accept(worker, hit_id)["assignment_id"])
+    for assignment_id in assignments[:2]:
+        market.submit(assignment_id, [("data", "{}")])
+    client.approve_assignment(AssignmentId=assignments[0])
+    status = study_status(study, target="local", client=client)
+    [hit] = [h for h in status.hits if h.hit_id == hit_id]
+    assert (hit.available, hit.pending, hit.submitted, hit.approved, hit.rejected) == (
+        0, 1, 1, 1, 0)
+    assert hit.spent == D("0.60") and hit.committed == D("1.20")
+    total = status.to_json()["total"]
+    assert total["available"] == 3 and total["approved"] == 1
+    assert total["spent"] == "0.60" and total["committed"] == "3.00"
