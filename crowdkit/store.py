@@ -18,7 +18,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -226,7 +226,9 @@ class S3Store:
             return image
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for image in self._call("upload images", lambda: pool.map(put, todo)):
+            futures = [pool.submit(put, image) for image in todo]
+            for future in as_completed(futures):
+                image = self._call("upload images", future.result)
                 result.uploaded.append(image.key)
                 result.uploaded_bytes += image.bytes
                 if progress:
@@ -252,6 +254,10 @@ class S3Store:
             return CrowdkitError(f"s3://{self.bucket}: access denied when trying to {what} "
                                  f"({code}); check the credentials and the IAM policy "
                                  "(docs/publishing.md)")
+        if code in ("PermanentRedirect", "AuthorizationHeaderMalformed",
+                    "IllegalLocationConstraintException"):
+            return CrowdkitError(f"s3://{self.bucket} is not in region {self.region}; set "
+                                 "[storage] region to the bucket's region")
         return exc
 
     # -- public read ----------------------------------------------------------------------

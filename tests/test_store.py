@@ -236,3 +236,19 @@ def test_local_service_accepts_only_content_addressed_uploads(tmp_path):
         assert put(service.file_url("..%2Fescape.png"), body) == 400
         with urllib.request.urlopen(service.file_url(key), timeout=10) as response:
             assert response.read() == body
+
+
+def test_access_denied_on_upload_is_one_clear_error(s3, tmp_path):
+    from botocore.exceptions import ClientError
+
+    class DeniesPut:
+        def __getattr__(self, name):
+            return getattr(s3, name)
+
+        def put_object(self, **kwargs):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}},
+                              "PutObject")
+
+    store = S3Store(BUCKET, prefix="crowdkit", study_name="s", client=DeniesPut())
+    with pytest.raises(CrowdkitError, match="access denied when trying to upload images"):
+        store.upload(make_images(tmp_path, 2))
