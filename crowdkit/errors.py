@@ -23,12 +23,6 @@ class ConfigError(CrowdkitError):
     exit_code = 2
 
 
-class NotBuiltYet(CrowdkitError):
-    """A command whose capability a later issue builds."""
-
-    exit_code = 2
-
-
 class LedgerBusy(CrowdkitError):
     """Another crowdkit process holds the study's write lock."""
 

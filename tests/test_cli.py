@@ -64,17 +64,6 @@ def test_missing_study_is_one_line_without_traceback(tmp_path: Path):
     assert "crowdkit init" in result.stderr
 
 
-def test_commands_not_built_yet_say_so_and_exit_2(tmp_path: Path):
-    make_study(tmp_path / "s", n_units=3, n_batches=1)
-    help_text = crowdkit("--help").stdout
-    pending = [c for c in STUDY_COMMANDS if f"  {c} " in help_text
-               and "not available yet" in help_text.split(f"  {c} ")[1].split("\n")[0]]
-    for command in pending:
-        result = crowdkit(command, str(tmp_path / "s"))
-        assert result.returncode == 2
-        assert result.stderr.strip().startswith(f"error: `crowdkit {command}` is not available")
-
-
 def test_init_then_design_gives_a_balanced_design_in_the_ledger(tmp_path: Path):
     result = crowdkit("init", str(tmp_path / "s"), "--example", "iclr2021-exp1")
     assert result.returncode == 0, result.stderr
