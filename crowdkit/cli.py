@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from crowdkit.errors import CrowdkitError, NotBuiltYet
+from crowdkit.errors import CrowdkitError
 
 app = typer.Typer(
     name="crowdkit",
@@ -31,10 +31,6 @@ def _study(directory: Path):
     from crowdkit.study import load_study
 
     return load_study(directory)
-
-
-def _not_built(command: str, issue: str) -> NotBuiltYet:
-    return NotBuiltYet(f"`crowdkit {command}` is not available yet: the {issue} issue builds it")
 
 
 @app.command()
@@ -304,9 +300,22 @@ def simulate(
 
 
 @app.command()
-def demo(directory: StudyDir = Path("demo-study")) -> None:
-    """The whole loop offline on a CPU (demo issue: not available yet)."""
-    raise _not_built("demo", "offline demo")
+def demo(
+    directory: StudyDir = Path("demo-study"),
+    participants: Annotated[int, typer.Option(help="Simulated participants.", min=1)] = 8,
+    small: Annotated[bool, typer.Option(
+        "--small", help="A smaller study (fewer units, steps, trials) for a quick check.")] = False,
+    port: Annotated[int | None, typer.Option(
+        help="Port of the in-process local service (default: [mturk] local_endpoint's).")] = None,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Keep the local service running to take a HIT yourself.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """The whole loop offline on a CPU: stimuli, publish, simulated workers, collect, analyze."""
+    from crowdkit.demo import run_demo
+
+    run_demo(directory, participants=participants, small=small, port=port, serve=serve,
+             progress=progress, echo=typer.echo)
 
 
 def main() -> None:
