@@ -464,26 +464,41 @@ def publish(
             result.dry_run_dir = write_dry_run(study, tasks, plans, base_url, rendered)
             return result
         client = client or _target_client(study, target)
-        if todo:
-            _check_balance(client, result.cost, target)
-            _confirm_spending(target, result.cost, yes, confirm, echo)
-            store = store or default_store(study, target, profile=config.mturk.profile)
-            _host_images(store, images_from_ledger(image_rows, study.root), apply_bucket_policy,
-                         echo, show_progress, result)
-            if store.base_url != base_url:
-                rendered = render_tasks(study, tasks, image_rows, store.base_url)
-            _create_study_hits(client, ledger, study, target, todo, recorded, rendered, result,
-                               show_progress, workers)
-        else:
-            echo("every HIT of this study already exists; nothing to create")
-        group_id = result.hit_group_id or _any_group_id(client, ledger, target)
-        local_base = getattr(getattr(client, "meta", None), "endpoint_url", None)
-        if group_id or target == "local":
-            result.preview_url = turk.preview_url(target, group_id or "",
-                                                  local_base or config.mturk.local_endpoint)
+        with turk.user_errors(target, "publishing (run publish again to resume)"):
+            _publish_remote(client, ledger, study, target, todo, recorded, tasks, image_rows,
+                            base_url, rendered, result, store, yes=yes, confirm=confirm,
+                            apply_bucket_policy=apply_bucket_policy, echo=echo,
+                            show_progress=show_progress, workers=workers)
         ledger.log_event("publish.done", target=target, hits=len(plans), created=result.created,
                          resumed=result.resumed)
     return result
+
+
+def _publish_remote(client: Any, ledger: Any, study: Study, target: str, todo: list[HitPlan],
+                    recorded: dict[str, Any], tasks: list[Any], image_rows: dict[str, Any],
+                    base_url: str, rendered: Rendered, result: PublishResult,
+                    store: Store | None, *, yes: bool, confirm: Callable[[str], bool] | None,
+                    apply_bucket_policy: bool, echo: Callable[[str], None],
+                    show_progress: bool, workers: int) -> None:
+    """Everything that talks to MTurk and the image host, in the order that is safe."""
+    config = study.config
+    if todo:
+        _check_balance(client, result.cost, target)
+        _confirm_spending(target, result.cost, yes, confirm, echo)
+        store = store or default_store(study, target, profile=config.mturk.profile)
+        _host_images(store, images_from_ledger(image_rows, study.root), apply_bucket_policy,
+                     echo, show_progress, result)
+        if store.base_url != base_url:
+            rendered = render_tasks(study, tasks, image_rows, store.base_url)
+        _create_study_hits(client, ledger, study, target, todo, recorded, rendered, result,
+                           show_progress, workers)
+    else:
+        echo("every HIT of this study already exists; nothing to create")
+    group_id = result.hit_group_id or _any_group_id(client, ledger, target)
+    local_base = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    if group_id or target == "local":
+        result.preview_url = turk.preview_url(target, group_id or "",
+                                              local_base or config.mturk.local_endpoint)
 
 
 _TO_CREATE = (None, "intent", "failed")  # expired or deleted HITs are never made again
@@ -547,13 +562,7 @@ def format_size(n: int) -> str:
 
 def _check_balance(client: Any, cost: Cost, target: str) -> None:
     """Refuse before anything is created when the account cannot pay for it."""
-    try:
-        balance = Decimal(client.get_account_balance()["AvailableBalance"])
-    except CrowdkitError:
-        raise
-    except Exception as exc:
-        raise CrowdkitError(f"could not read the {target} account balance: "
-                            f"{turk.error_message(exc)}") from exc
+    balance = Decimal(client.get_account_balance()["AvailableBalance"])
     if balance < cost.total:
         raise CrowdkitError(
             f"the {target} account balance is ${money_str(balance)}, less than the "

@@ -127,7 +127,8 @@ def study_status(study: Study, *, target: str | None = None, client: Any = None,
     def one(row: Any) -> HitStatus:
         return _hit_status(client, row, now, masters)
 
-    with ThreadPoolExecutor(max_workers=STATUS_WORKERS) as pool:
+    with turk.user_errors(target, "reading the study's HITs"), \
+            ThreadPoolExecutor(max_workers=STATUS_WORKERS) as pool:
         result.hits = list(pool.map(one, rows))
     return result
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -176,6 +177,25 @@ def is_token_already_used(exc: BaseException) -> bool:
     return error_code(exc) == "RequestError" and "already" in message and (
         "token" in message or "exists" in message
     )
+
+
+@contextmanager
+def user_errors(target: str, action: str) -> Iterator[None]:
+    """Turn what MTurk or the network answers into one line a researcher can act on."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        hint = ""
+        if code in ("UnrecognizedClientException", "InvalidClientTokenId",
+                    "AccessDeniedException", "ExpiredTokenException"):
+            hint = "; check the AWS credentials and that they may use MTurk (docs/publishing.md)"
+        raise CrowdkitError(f"{target}: {action} failed: {code}: {error_message(exc)}{hint}"
+                            ) from exc
+    except BotoCoreError as exc:
+        raise CrowdkitError(f"{target}: {action} failed: {exc}") from exc
 
 
 def request_token(study_name: str, task_id: str, part: int) -> str:

@@ -459,3 +459,22 @@ def test_status_follows_workers_and_reviews(tmp_path, turk_service):
     total = status.to_json()["total"]
     assert total["available"] == 3 and total["approved"] == 1
     assert total["spent"] == "0.60" and total["committed"] == "3.00"
+
+
+def test_mturk_refusing_the_credentials_is_one_line(tmp_path, turk_service):
+    from botocore.exceptions import ClientError
+
+    study = load_study(make_study(tmp_path / "s"))
+
+    class BadKeys:
+        def __getattr__(self, name):
+            def refuse(**kwargs):
+                raise ClientError({"Error": {"Code": "UnrecognizedClientException",
+                                             "Message": "The security token is invalid."}},
+                                  name)
+            return refuse
+
+    with pytest.raises(CrowdkitError, match="UnrecognizedClientException.*credentials"):
+        publish(study, target="local", client=BadKeys(), echo=lambda line: None,
+                store=LocalStore(turk_service.files_dir, turk_service.base_url),
+                show_progress=False)
