@@ -35,6 +35,7 @@ from crowdkit.errors import ConfigError, CrowdkitError
 from crowdkit.store import (
     MB,
     HttpLocalStore,
+    LocalStore,
     S3Store,
     Store,
     images_from_ledger,
@@ -316,16 +317,22 @@ def render_tasks(study: Study, tasks: list[Any], image_rows: dict[str, Any],
     return Rendered(questions, sizes)
 
 
-def write_dry_run(study: Study, tasks: list[Any], plans: list[HitPlan], base_url: str,
+def write_dry_run(study: Study, tasks: list[Any], plans: list[HitPlan], image_rows: dict,
                   rendered: Rendered) -> Path:
-    """One .html (the worker's page) and one .xml (the HTMLQuestion) per HIT, and sizes.csv
-    with each HIT's download in bytes."""
+    """One .html and one .xml (the HTMLQuestion MTurk would get) per HIT, and sizes.csv with
+    each HIT's download in bytes.
+
+    The .html pages load their images from dry-run/files/, a copy under the same
+    content-hash names, so they work when opened straight from disk.
+    """
     from crowdkit.templates import render_task_html
 
     out = study.root / "dry-run"
     out.mkdir(parents=True, exist_ok=True)
     for stale in list(out.glob("*.html")) + list(out.glob("*.xml")):
         stale.unlink()
+    LocalStore(out / "files", "http://unused").upload(images_from_ledger(image_rows,
+                                                                         study.root))
     sizes = ["task_id,part,max_assignments,download_bytes"]
     sizes += [f"{p.task_id},{p.part},{p.max_assignments},{rendered.sizes[p.task_id]}"
               for p in plans]
@@ -335,7 +342,7 @@ def write_dry_run(study: Study, tasks: list[Any], plans: list[HitPlan], base_url
     for plan in plans:
         if plan.task_id not in html_cache:
             html_cache[plan.task_id] = render_task_html(
-                by_id[plan.task_id].public, study.config, base_url, study_root=study.root)
+                by_id[plan.task_id].public, study.config, "files/", study_root=study.root)
         stem = f"{plan.task_id}-part{plan.part}"
         (out / f"{stem}.html").write_text(html_cache[plan.task_id], encoding="utf-8")
         (out / f"{stem}.xml").write_text(rendered.questions[plan.task_id], encoding="utf-8")
@@ -461,7 +468,7 @@ def publish(
         result.already = len(plans) - len(todo)
         _report_plan(echo, study, result, plans)
         if dry_run:
-            result.dry_run_dir = write_dry_run(study, tasks, plans, base_url, rendered)
+            result.dry_run_dir = write_dry_run(study, tasks, plans, image_rows, rendered)
             return result
         client = client or _target_client(study, target)
         with turk.user_errors(target, "publishing (run publish again to resume)"):

@@ -205,7 +205,13 @@ def test_dry_run_renders_every_hit_and_calls_nothing(tmp_path):
     assert lines[0].startswith("8 HITs (4 tasks); download per HIT")
     assert re.search(r"^\s+total\s+\$\s+24\.00$", "\n".join(lines), re.MULTILINE)
     xml = next(out.glob("*.xml")).read_text()
-    assert xml.startswith("<HTMLQuestion") and "/files/" in xml
+    assert xml.startswith("<HTMLQuestion") and "http://127.0.0.1:8765/files/" in xml
+    # The pages read their images from a copy next to them, so they open from disk.
+    with Ledger.open(study.db_path) as ledger:
+        keys = set(ledger.images())
+    assert {p.name for p in (out / "files").iterdir()} == keys
+    page = next(out.glob("*.html")).read_text()
+    assert '"base":"files/"' in page and "127.0.0.1:8765" not in page
 
 
 def test_live_needs_the_target_on_the_command_line_and_a_confirmation(tmp_path, turk_service):
