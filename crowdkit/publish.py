@@ -426,6 +426,33 @@ def image_base_url(study: Study, target: str) -> str:
                        study_prefix(storage.prefix, study.name))
 
 
+_TO_CREATE = (None, "intent", "failed")  # expired or deleted HITs are never made again
+
+
+@dataclass
+class _Run:
+    """One publish run: the study and target, the open ledger, and what is planned."""
+
+    study: Study
+    target: str
+    ledger: Any
+    tasks: list[Any]
+    image_rows: dict[str, Any]
+    plans: list[HitPlan]
+    recorded: dict[str, Any]
+    todo: list[HitPlan]
+    rendered: Rendered
+    result: PublishResult
+    echo: Callable[[str], None]
+    show_progress: bool
+    workers: int
+    client: Any = None
+
+    @property
+    def config(self) -> StudyConfig:
+        return self.study.config
+
+
 def publish(
     study: Study,
     *,
@@ -444,84 +471,74 @@ def publish(
 
     `client` and `store` default to the target's (tests and the benchmark pass their own).
     `confirm` is asked before live spending unless `yes`; without it live publishing needs
-    `yes`.
+    `yes`. `workers` create calls are in flight at once.
     """
     from crowdkit.design import design_study
     from crowdkit.ledger import Ledger
 
     target = resolve_target(study, target)
-    config = study.config
-    qualification_requirements(config, target, "check", [])  # bad locales fail before any work
+    qualification_requirements(study.config, target, "check", [])  # bad locales fail first
     design_study(study)
     with Ledger.open(study.db_path, write=True, command="crowdkit publish") as ledger:
-        tasks = ledger.tasks()
-        image_rows = ledger.images()
-        plans = plan_hits([t.public.task_id for t in tasks], study.name,
-                          config.hit.assignments_per_task, config.hit.max_assignments_per_hit)
-        recorded = {row["request_token"]: row for row in ledger.hits(target)}
-        todo = [p for p in plans if _row_status(recorded.get(p.request_token)) in _TO_CREATE]
         base_url = store.base_url if store is not None else image_base_url(study, target)
-        rendered = render_tasks(study, tasks, image_rows, base_url)
-        result = PublishResult(target=target, hits_total=len(plans), cost=estimate_cost(todo,
-                               config), sizes=rendered.sizes,
-                               over_budget=rendered.over_budget(config.storage.hit_size_budget_mb))
-        result.already = len(plans) - len(todo)
-        _report_plan(echo, study, result, plans)
+        run = _plan_run(study, target, ledger, base_url, echo, show_progress, workers)
+        _report_plan(run)
         if dry_run:
-            result.dry_run_dir = write_dry_run(study, tasks, plans, image_rows, rendered)
-            return result
-        client = client or _target_client(study, target)
+            run.result.dry_run_dir = write_dry_run(study, run.tasks, run.plans, run.image_rows,
+                                                   run.rendered)
+            return run.result
+        run.client = client or _target_client(study, target)
         with turk.user_errors(target, "publishing (run publish again to resume)"):
-            _publish_remote(client, ledger, study, target, todo, recorded, tasks, image_rows,
-                            base_url, rendered, result, store, yes=yes, confirm=confirm,
-                            apply_bucket_policy=apply_bucket_policy, echo=echo,
-                            show_progress=show_progress, workers=workers)
-        ledger.log_event("publish.done", target=target, hits=len(plans), created=result.created,
-                         resumed=result.resumed)
-    return result
+            if run.todo:
+                _check_balance(run)
+                _confirm_spending(run, yes, confirm)
+                store = store or default_store(study, target, profile=study.config.mturk.profile)
+                _host_images(run, store, apply_bucket_policy)
+                if store.base_url != base_url:
+                    run.rendered = render_tasks(study, run.tasks, run.image_rows, store.base_url)
+                _create_study_hits(run)
+            else:
+                echo("every HIT of this study already exists; nothing to create")
+            run.result.preview_url = _preview_link(run)
+        ledger.log_event("publish.done", target=target, hits=len(run.plans),
+                         created=run.result.created, resumed=run.result.resumed)
+    return run.result
 
 
-def _publish_remote(client: Any, ledger: Any, study: Study, target: str, todo: list[HitPlan],
-                    recorded: dict[str, Any], tasks: list[Any], image_rows: dict[str, Any],
-                    base_url: str, rendered: Rendered, result: PublishResult,
-                    store: Store | None, *, yes: bool, confirm: Callable[[str], bool] | None,
-                    apply_bucket_policy: bool, echo: Callable[[str], None],
-                    show_progress: bool, workers: int) -> None:
-    """Everything that talks to MTurk and the image host, in the order that is safe."""
+def _plan_run(study: Study, target: str, ledger: Any, base_url: str,
+              echo: Callable[[str], None], show_progress: bool, workers: int) -> _Run:
+    """Everything publish decides before it talks to anyone: HITs, what is left, sizes, cost."""
     config = study.config
-    if todo:
-        _check_balance(client, result.cost, target)
-        _confirm_spending(target, result.cost, yes, confirm, echo)
-        store = store or default_store(study, target, profile=config.mturk.profile)
-        _host_images(store, images_from_ledger(image_rows, study.root), apply_bucket_policy,
-                     echo, show_progress, result)
-        if store.base_url != base_url:
-            rendered = render_tasks(study, tasks, image_rows, store.base_url)
-        _create_study_hits(client, ledger, study, target, todo, recorded, rendered, result,
-                           show_progress, workers)
-    else:
-        echo("every HIT of this study already exists; nothing to create")
-    group_id = result.hit_group_id or _any_group_id(client, ledger, target)
-    local_base = getattr(getattr(client, "meta", None), "endpoint_url", None)
-    if group_id or target == "local":
-        result.preview_url = turk.preview_url(target, group_id or "",
-                                              local_base or config.mturk.local_endpoint)
+    tasks = ledger.tasks()
+    image_rows = ledger.images()
+    plans = plan_hits([t.public.task_id for t in tasks], study.name,
+                      config.hit.assignments_per_task, config.hit.max_assignments_per_hit)
+    recorded = {row["request_token"]: row for row in ledger.hits(target)}
+    todo = [p for p in plans if _row_status(recorded.get(p.request_token)) in _TO_CREATE]
+    rendered = render_tasks(study, tasks, image_rows, base_url)
+    result = PublishResult(
+        target=target, hits_total=len(plans), already=len(plans) - len(todo),
+        cost=estimate_cost(todo, config), sizes=rendered.sizes,
+        over_budget=rendered.over_budget(config.storage.hit_size_budget_mb))
+    return _Run(study, target, ledger, tasks, image_rows, plans, recorded, todo, rendered,
+                result, echo, show_progress, max(1, workers))
 
 
-_TO_CREATE = (None, "intent", "failed")  # expired or deleted HITs are never made again
-
-
-def _create_study_hits(client: Any, ledger: Any, study: Study, target: str,
-                       todo: list[HitPlan], recorded: dict[str, Any], rendered: Rendered,
-                       result: PublishResult, show_progress: bool, workers: int) -> None:
+def _create_study_hits(run: _Run) -> None:
     """Qualification types, the HIT type, then the HITs themselves."""
-    config = study.config
-    quals = ensure_qualifications(client, ledger, study, target)
-    result.hit_type_id = client.create_hit_type(
-        **_hit_type_params(config, target, quals))["HITTypeId"]
-    _create_hits(client, ledger, target, todo, recorded, result.hit_type_id,
-                 rendered.questions, config.hit.lifetime, money_str(config.hit.reward), result,
-                 show_progress, workers)
+    quals = ensure_qualifications(run.client, run.ledger, run.study, run.target)
+    run.result.hit_type_id = run.client.create_hit_type(
+        **_hit_type_params(run.config, run.target, quals))["HITTypeId"]
+    _create_hits(run, run.result.hit_type_id)
+
+
+def _preview_link(run: _Run) -> str | None:
+    """The worker preview of the study's HIT group, or the local worker site."""
+    group_id = run.result.hit_group_id or _any_group_id(run.client, run.ledger, run.target)
+    if run.target == "local":
+        local_base = getattr(getattr(run.client, "meta", None), "endpoint_url", None)
+        return turk.preview_url("local", "", local_base or run.config.mturk.local_endpoint)
+    return turk.preview_url(run.target, group_id) if group_id else None
 
 
 def _any_group_id(client: Any, ledger: Any, target: str) -> str | None:
@@ -546,9 +563,9 @@ def _target_client(study: Study, target: str) -> Any:
     return turk.mturk_client(target, local_endpoint=mturk.local_endpoint, profile=mturk.profile)
 
 
-def _report_plan(echo: Callable[[str], None], study: Study, result: PublishResult,
-                 plans: list[HitPlan]) -> None:
-    config = study.config
+def _report_plan(run: _Run) -> None:
+    """The HIT count, the range of download sizes, budget warnings and the cost."""
+    config, result, echo, plans = run.config, run.result, run.echo, run.plans
     sizes = sorted(result.sizes.values())
     if sizes:
         echo(f"{len(plans)} HITs ({len(result.sizes)} tasks); download per HIT "
@@ -567,9 +584,10 @@ def format_size(n: int) -> str:
     return f"{n / MB:.1f} MB" if n >= MB / 10 else f"{n / 1000:.0f} kB"
 
 
-def _check_balance(client: Any, cost: Cost, target: str) -> None:
+def _check_balance(run: _Run) -> None:
     """Refuse before anything is created when the account cannot pay for it."""
-    balance = Decimal(client.get_account_balance()["AvailableBalance"])
+    cost, target = run.result.cost, run.target
+    balance = Decimal(run.client.get_account_balance()["AvailableBalance"])
     if balance < cost.total:
         raise CrowdkitError(
             f"the {target} account balance is ${money_str(balance)}, less than the "
@@ -578,28 +596,28 @@ def _check_balance(client: Any, cost: Cost, target: str) -> None:
         )
 
 
-def _confirm_spending(target: str, cost: Cost, yes: bool,
-                      confirm: Callable[[str], bool] | None,
-                      echo: Callable[[str], None]) -> None:
-    if target != "live" or yes:
+def _confirm_spending(run: _Run, yes: bool, confirm: Callable[[str], bool] | None) -> None:
+    """Live spending needs a yes, after the itemised cost has been shown."""
+    if run.target != "live" or yes:
         return
-    question = f"Spend up to ${money_str(cost.total)} of real money on MTurk?"
+    question = f"Spend up to ${money_str(run.result.cost.total)} of real money on MTurk?"
     if confirm is None or not confirm(question):
         raise CrowdkitError("not confirmed; nothing was published (pass --yes to skip the "
                             "question)")
 
 
-def _host_images(store: Store, images: list[Any], apply_policy: bool,
-                 echo: Callable[[str], None], show_progress: bool,
-                 result: PublishResult) -> None:
+def _host_images(run: _Run, store: Store, apply_policy: bool) -> None:
+    """Make browsers able to read the images (S3: check the policy), then upload them."""
     if isinstance(store, S3Store):
         if apply_policy:
             store.apply_public_read_policy()
-            echo(f"bucket policy: public read on s3://{store.bucket}/{store.prefix}* "
-                 "(no listing)")
+            run.echo(f"bucket policy: public read on s3://{store.bucket}/{store.prefix}* "
+                     "(no listing)")
         store.check_public_read()
-    with _progress(show_progress, "uploading images", len(images)) as advance:
+    images = images_from_ledger(run.image_rows, run.study.root)
+    with _progress(run.show_progress, "uploading images", len(images)) as advance:
         uploaded = store.upload(images, progress=advance)
+    result = run.result
     result.uploaded = len(uploaded.uploaded)
     result.skipped_uploads = len(uploaded.skipped)
     result.store = store.describe()
@@ -620,49 +638,51 @@ def _hit_type_params(config: StudyConfig, target: str, quals: StudyQualification
     }
 
 
-def _create_hits(client: Any, ledger: Any, target: str, todo: list[HitPlan],
-                 recorded: dict[str, Any], hit_type_id: str, questions: dict[str, str],
-                 lifetime: int, reward: str, result: PublishResult, show_progress: bool,
-                 workers: int) -> None:
-    """Create the HITs of `todo`: intents first, then calls in parallel, ids as they come."""
-    stale = {p.request_token for p in todo if p.request_token in recorded}
-    found = turk.find_hits_by_annotation(client, stale) if stale else {}
+def _create_hits(run: _Run, hit_type_id: str) -> None:
+    """Create the HITs still to do: intents first, then calls in parallel, ids as they come.
+
+    Intents left by an earlier run may have made HITs whose answers were lost; one listing
+    pass finds those by the token in their annotation before anything new is asked for.
+    """
+    ledger, target, todo = run.ledger, run.target, run.todo
+    stale = {p.request_token for p in todo if p.request_token in run.recorded}
+    found = turk.find_hits_by_annotation(run.client, stale) if stale else {}
+    reward = money_str(run.config.hit.reward)
     with ledger.transaction():
         for plan in todo:
             ledger.record_hit_intent(
                 target=target, request_token=plan.request_token, task_id=plan.task_id,
-                part=plan.part, max_assignments=plan.max_assignments,
-                reward=reward)
+                part=plan.part, max_assignments=plan.max_assignments, reward=reward)
     _crash_point("intents-recorded")
 
     def create(plan: HitPlan) -> tuple[dict, bool]:
         return turk.create_hit_idempotent(
-            client, request_token=plan.request_token, HITTypeId=hit_type_id,
-            MaxAssignments=plan.max_assignments, LifetimeInSeconds=lifetime,
-            Question=questions[plan.task_id])
+            run.client, request_token=plan.request_token, HITTypeId=hit_type_id,
+            MaxAssignments=plan.max_assignments, LifetimeInSeconds=run.config.hit.lifetime,
+            Question=run.rendered.questions[plan.task_id])
 
-    with _progress(show_progress, f"creating HITs ({target})", len(todo)) as advance:
+    with _progress(run.show_progress, f"creating HITs ({target})", len(todo)) as advance:
         for plan in [p for p in todo if p.request_token in found]:
             _record_created(ledger, target, plan, found[plan.request_token])
-            result.resumed += 1
+            run.result.resumed += 1
             advance(1)
         remaining = [p for p in todo if p.request_token not in found]
-        _run_creates(ledger, target, remaining, create, result, advance, workers)
+        _run_creates(run, remaining, create, advance)
 
 
-def _run_creates(ledger: Any, target: str, plans: list[HitPlan],
-                 create: Callable[[HitPlan], tuple[dict, bool]], result: PublishResult,
-                 advance: Callable[[int], None], workers: int) -> None:
-    """Keep `workers` create calls in flight; record each answer as it arrives.
+def _run_creates(run: _Run, plans: list[HitPlan],
+                 create: Callable[[HitPlan], tuple[dict, bool]],
+                 advance: Callable[[int], None]) -> None:
+    """Keep `run.workers` create calls in flight; record each answer as it arrives.
 
     On the first failure no new call starts, but every call already made is waited for and
     recorded before the error is raised, so the ledger knows all it can.
     """
-    workers = max(1, workers)
     queue = iter(plans)
     error: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = {pool.submit(create, p): p for p in itertools.islice(queue, workers)}
+    result = run.result
+    with ThreadPoolExecutor(max_workers=run.workers) as pool:
+        pending = {pool.submit(create, p): p for p in itertools.islice(queue, run.workers)}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -674,7 +694,7 @@ def _run_creates(ledger: Any, target: str, plans: list[HitPlan],
                         error = error or exc
                         continue
                     _crash_point("hit-returned")
-                    _record_created(ledger, target, plan, hit)
+                    _record_created(run.ledger, run.target, plan, hit)
                     _crash_point("hit-recorded")
                     result.hit_group_id = result.hit_group_id or hit.get("HITGroupId")
                     result.resumed += existed
