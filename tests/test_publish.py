@@ -484,3 +484,22 @@ def test_mturk_refusing_the_credentials_is_one_line(tmp_path, turk_service):
         publish(study, target="local", client=BadKeys(), echo=lambda line: None,
                 store=LocalStore(turk_service.files_dir, turk_service.base_url),
                 show_progress=False)
+
+
+@pytest.mark.parametrize("max_per_hit, masters", [(9, False), (100, False), (100, True)])
+def test_the_estimate_is_what_the_marketplace_holds(tmp_path, turk_service, max_per_hit,
+                                                    masters):
+    """The itemised cost agrees with localturk's own fee schedule, to the cent."""
+    root = make_study(tmp_path / "s", assignments=12)
+    toml = (root / "study.toml").read_text().replace('reward = "0.50"', 'reward = "0.33"')
+    toml = toml.replace("assignments_per_task = 12",
+                        f"assignments_per_task = 12\nmax_assignments_per_hit = {max_per_hit}")
+    masters_line = f"\n[qualifications]\nmasters = {str(masters).lower()}\n"
+    (root / "study.toml").write_text(toml + masters_line)
+    study = load_study(root)
+    client = turk_service.boto3_client()
+    before = D(client.get_account_balance()["AvailableBalance"])
+    result = run_publish(study, turk_service)
+    after = D(client.get_account_balance()["AvailableBalance"])
+    assert result.created == (8 if max_per_hit == 9 else 4)
+    assert before - after == result.cost.total
