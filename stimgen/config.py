@@ -112,7 +112,7 @@ class StimuliConfig(BaseModel):
     jpeg_quality: int = Field(default=95, ge=1, le=100)
     device: str = "auto"
     seed: int | None = None
-    scan_batch_size: int = Field(default=64, ge=1)
+    scan_batch_size: int | None = Field(default=None, ge=1)  # unset: by device
     num_workers: int | None = Field(default=None, ge=0)
     contact_sheets: bool = True
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
