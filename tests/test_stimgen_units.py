@@ -192,3 +192,28 @@ def test_tap_stops_the_forward_pass_at_the_deepest_layer_needed(inception):
     finally:
         handle.remove()
     assert ran == []
+
+
+def test_iclr2021_preset_is_the_papers_setting_and_every_key_overrides_it():
+    from stimgen.config import SyntheticConfig
+
+    paper = SyntheticConfig().settings()
+    assert (paper["image_size"], paper["crop"], paper["steps"]) == (256, 16, 2560)
+    assert (paper["lr"], paper["diversity_weight"], paper["n_images"]) == (0.05, 100.0, 10)
+    assert (paper["jitter"], paper["final_jitter"]) == (16, 8)
+    assert sorted(paper["scales"]) == [0.95, 0.975, 1.0, 1.025, 1.05]
+    assert paper["rotations"] == list(range(-5, 6))
+    custom = SyntheticConfig(preset="custom", steps=24, image_size=96, crop=8).settings()
+    assert {k: v for k, v in custom.items() if paper[k] != v} == {
+        "steps": 24, "image_size": 96, "crop": 8}
+
+
+def test_a_crop_that_leaves_no_image_is_refused_with_the_key():
+    from crowdkit.study import parse_study_toml
+
+    text = ('[study]\nname = "x"\n[hit]\ntitle = "t"\ndescription = "d"\nreward = "1.00"\n'
+            "[stimuli.synthetic]\nimage_size = 64\ncrop = 30\n")
+    with pytest.raises(ConfigError) as err:
+        parse_study_toml(text)
+    assert str(err.value) == ("study.toml: [stimuli] synthetic: crop = 30 leaves 4 px of an "
+                              "image_size = 64 image")
