@@ -454,7 +454,8 @@ class _TrialBuilder:
             return [], []
         if condition == "synthetic":
             assert unit.synthetic is not None  # checked in _check_design
-            max_refs, min_refs = unit.synthetic.max[:n], unit.synthetic.min[:n]
+            # ascending activation, like the batches: the n most extreme of each side
+            max_refs, min_refs = unit.synthetic.max[-n:], unit.synthetic.min[:n]
         else:
             max_refs, min_refs = batch.max[-1 - n:-1], batch.min[1:1 + n]
         if d.reference_mode == "max-only":

@@ -57,7 +57,12 @@ class NaturalExemplars(Strict):
 
 
 class SyntheticImages(Strict):
-    """Feature visualizations: `objective` holds the value re-scored on the final image."""
+    """Feature visualizations, each side in ascending activation like the batches.
+
+    `activation` holds the value re-scored on the final image. A study that shows fewer
+    images than there are takes the most strongly activating max images and the most weakly
+    activating min images.
+    """
 
     max: list[ImageRef] = Field(min_length=1)
     min: list[ImageRef] = Field(default_factory=list)

@@ -59,7 +59,7 @@ def _png(colour: tuple[int, int, int], size: int = 8) -> bytes:
 
 def make_manifest(
     stimuli_dir: Path, *, n_units: int = 6, n_batches: int = 3, per_side: int = 10,
-    n_layers: int = 3, synthetic: bool = True, n_synthetic: int = 9,
+    n_layers: int = 3, synthetic: bool = True, n_synthetic: int = 10,
 ) -> Manifest:
     """Write `n_units` units with generated images and a manifest into `stimuli_dir`."""
     stimuli_dir.mkdir(parents=True, exist_ok=True)

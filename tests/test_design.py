@@ -83,7 +83,10 @@ def test_synthetic_condition_shows_feature_visualizations_but_natural_queries():
     cfg, manifest, stimuli, design = run_design(conditions='["synthetic"]', catch=0, practice=0)
     trial, key = design.tasks[0].public.trials[0], design.tasks[0].key.trials[0]
     refs = [path_of(design, stimuli, k) for k in trial.references.right]
-    assert refs == [f"u{key.channel}/synthetic/max_{i}.png" for i in range(9)]
+    # synthetic lists ascend like the batches: the 9 most extreme of 10 on each side
+    assert refs == [f"u{key.channel}/synthetic/max_{i}.png" for i in range(1, 10)]
+    left = [path_of(design, stimuli, k) for k in trial.references.left]
+    assert left == [f"u{key.channel}/synthetic/min_{i}.png" for i in range(9)]
     queries = {path_of(design, stimuli, trial.queries.top),
                path_of(design, stimuli, trial.queries.bottom)}
     assert queries == {f"u{key.channel}/b{key.batch}/max_9.png",
