@@ -735,14 +735,10 @@ def client_factory(study: Any) -> ClientFor:
     from crowdkit import turk
 
     clients: dict[str, Any] = {}
-    mturk = study.config.mturk
 
     def client_for(target: str) -> Any:
         if target not in clients:
-            if target == "local":
-                turk.require_local_service(mturk.local_endpoint)
-            clients[target] = turk.mturk_client(target, local_endpoint=mturk.local_endpoint,
-                                                profile=mturk.profile)
+            clients[target] = turk.study_client(study, target)
         return clients[target]
 
     return client_for

@@ -487,7 +487,7 @@ def publish(
             run.result.dry_run_dir = write_dry_run(study, run.tasks, run.plans, run.image_rows,
                                                    run.rendered)
             return run.result
-        run.client = client or _target_client(study, target)
+        run.client = client or turk.study_client(study, target)
         with turk.user_errors(target, "publishing (run publish again to resume)"):
             if run.todo:
                 _check_balance(run)
@@ -554,13 +554,6 @@ def _any_group_id(client: Any, ledger: Any, target: str) -> str | None:
 
 def _row_status(row: Any) -> str | None:
     return None if row is None else row["status"]
-
-
-def _target_client(study: Study, target: str) -> Any:
-    mturk = study.config.mturk
-    if target == "local":
-        turk.require_local_service(mturk.local_endpoint)
-    return turk.mturk_client(target, local_endpoint=mturk.local_endpoint, profile=mturk.profile)
 
 
 def _report_plan(run: _Run) -> None:

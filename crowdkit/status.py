@@ -120,7 +120,7 @@ def study_status(study: Study, *, target: str | None = None, client: Any = None,
                                for b in bonuses), Decimal("0.00"))
     if not rows:
         return result
-    client = client or _client(study, target)
+    client = client or turk.study_client(study, target)
     now = now or datetime.now(UTC)
     masters = study.config.qualifications.masters
 
@@ -156,13 +156,6 @@ def _hit_status(client: Any, row: Any, now: datetime, masters: bool) -> HitStatu
         spent=per_assignment * counts["Approved"],
         committed=per_assignment * (available + pending + counts["Submitted"]),
     )
-
-
-def _client(study: Study, target: str) -> Any:
-    mturk = study.config.mturk
-    if target == "local":
-        turk.require_local_service(mturk.local_endpoint)
-    return turk.mturk_client(target, local_endpoint=mturk.local_endpoint, profile=mturk.profile)
 
 
 def format_duration_left(seconds: int) -> str:
@@ -241,7 +234,7 @@ def expire(study: Study, *, target: str | None = None, yes: bool = False,
     question = f"Expire {len(hits)} HITs of study {study.name} on {target}?"
     if not yes and (confirm is None or not confirm(question)):
         raise CrowdkitError("not confirmed; no HIT was expired (pass --yes to skip the question)")
-    client = client or _client(study, target)
+    client = client or turk.study_client(study, target)
     with Ledger.open(study.db_path, write=True, command="crowdkit expire") as ledger:
         for row in hits:
             try:

@@ -108,6 +108,14 @@ def mturk_client(
     )
 
 
+def study_client(study: Any, target: str) -> Any:
+    """The MTurk client for a study's target; for local, first check the service answers."""
+    mturk = study.config.mturk
+    if target == "local":
+        require_local_service(mturk.local_endpoint)
+    return mturk_client(target, local_endpoint=mturk.local_endpoint, profile=mturk.profile)
+
+
 def local_service_answers(local_endpoint: str, timeout: float = 2.0) -> bool:
     """True when something accepts TCP connections at the local endpoint."""
     import socket

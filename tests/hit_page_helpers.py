@@ -18,17 +18,8 @@ from PIL import Image, PngImagePlugin
 
 from crowdkit.design import Feedback, PublicTask, PublicTrial, Queries, References
 from crowdkit.study import StudyConfig, parse_study_toml
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
