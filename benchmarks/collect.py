@@ -5,7 +5,9 @@ realistic payload from a simulated participant, then times one full collect pass
 boto3 -- listing every page, storing every answer verbatim, parsing, judging and writing
 the tidy files -- and, as the baseline in the same run, parsing alone.
 
-Prints one JSON object: {"assignments", "seconds", "assignments_per_s", "parse_only_per_s"}.
+Prints one JSON object: {"assignments", "seconds", "assignments_per_s", "parse_only_per_s",
+"ratio"}, where ratio is the full pass's rate over parsing's: the share of collect's time
+that is parsing rather than listing, storing and writing.
 
     .venv/bin/python benchmarks/collect.py [--assignments N]
 """
@@ -109,7 +111,8 @@ def main() -> None:
         parse_only = rounds * len(samples) / (time.perf_counter() - start)
     print(json.dumps({"assignments": args.assignments, "seconds": round(seconds, 2),
                       "assignments_per_s": round(args.assignments / seconds, 1),
-                      "parse_only_per_s": round(parse_only, 1)}))
+                      "parse_only_per_s": round(parse_only, 1),
+                      "ratio": round(args.assignments / seconds / parse_only, 3)}))
 
 
 if __name__ == "__main__":
