@@ -984,12 +984,10 @@ def _figure_accuracy_by_layer(analysis: Analysis, out_dir: Path) -> FigureFile |
             label=condition,
             color=_color(condition, conditions),
         )
-    axis.set_xticks(
-        range(len(layers)),
-        [str(layer) for layer in layers],
-        rotation=45 if len(layers) > 6 else 0,
-        ha="right" if len(layers) > 6 else "center",
-    )
+    labels = [str(layer) for layer in layers]
+    slanted = len(layers) > 6 or max(len(label) for label in labels) > 10
+    axis.set_xticks(range(len(layers)), labels, rotation=30 if slanted else 0,
+                    ha="right" if slanted else "center", fontsize=8 if slanted else None)
     axis.set_xlabel("layer")
     axis.set_ylim(0, 1.02)
     axis.set_ylabel("proportion correct")
@@ -1013,7 +1011,7 @@ def _figure_accuracy_by_expert_level(analysis: Analysis, out_dir: Path) -> Figur
         return None
     conditions = _order_conditions(table["condition"])
     levels = list(dict.fromkeys(table["expert_level"]))
-    figure, (axis,) = _new_figure(1.5 + 1.2 * len(conditions), 3.6)
+    figure, (axis,) = _new_figure(2.5 + 1.2 * len(conditions), 3.6)
     width = 0.8 / len(levels)
     shades = np.linspace(1.0, 0.45, len(levels))
     for number, level in enumerate(levels):
@@ -1046,7 +1044,8 @@ def _figure_accuracy_by_expert_level(analysis: Analysis, out_dir: Path) -> Figur
     axis.set_ylabel("proportion correct")
     _chance_line(axis)
     axis.legend(
-        title="expert level", frameon=False, fontsize=8, title_fontsize=8, loc="upper right"
+        title="expert level", frameon=False, fontsize=8, title_fontsize=8, loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
     )
     axis.spines[["top", "right"]].set_visible(False)
     return _save(

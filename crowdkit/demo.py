@@ -185,7 +185,11 @@ def _collect_and_review(study: Study, turk, result: DemoResult,
 
     echo("[7/8] collecting answers, applying the quality rules, reviewing ...")
     client = turk.boto3_client()
-    collected = collect(study, lambda target: client, echo=_indented(echo))
+    # The demo reviews right away, so collect's reminder to review before MTurk's
+    # auto-approval deadline is noise here; review still prints it once.
+    quiet = _indented(echo)
+    collected = collect(study, lambda target: client,
+                        echo=lambda line: None if "approved automatically" in line else quiet(line))
     echo("      " + collected.summary())
     reviewed = review(study, lambda target: client, echo=_indented(echo))
     if reviewed is not None:
