@@ -37,7 +37,8 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path)
             result_url.append(line.split()[4])
 
     directory = tmp_path / "demo"
-    result = run_demo(directory, small=True, participants=4, port=0, progress=False,
+    # 8 participants fill all 4 HITs x 2 assignments, so both conditions have answers
+    result = run_demo(directory, small=True, participants=8, port=0, progress=False,
                       serve=True, echo=echo, wait_forever=visit_worker_site)
     text = "\n".join(out)
 
@@ -55,10 +56,10 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path)
         hits = ledger.hits("local")
         assert len(hits) == result.hits == study.config.design.tasks
         assert all(h["status"] == "created" for h in hits)
-        assert len(ledger.assignments()) == 4
+        assert len(ledger.assignments()) == 8
     trials = pd.read_parquet(directory / "data/trials.parquet")
     participants = pd.read_csv(directory / "data/participants.csv")
-    assert len(participants) == 4 and trials["participant_id"].nunique() == 4
+    assert len(participants) == 8 and trials["participant_id"].nunique() == 8
     assert set(trials["phase"]) == {"practice", "main", "catch"}
     assert participants["excluded"].sum() >= 1  # the careless participant
     assert result.report_html is not None and result.report_html.is_file()
@@ -66,9 +67,9 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path)
     assert {row["condition"] for row in result.summary} == {"natural", "synthetic"}
 
     # a re-run continues: no new HIT, no answer lost or doubled
-    again = run_demo(directory, small=True, participants=4, port=0, progress=False,
+    again = run_demo(directory, small=True, participants=8, port=0, progress=False,
                      echo=lambda line: None)
     assert again.hits == result.hits
     with Ledger.open(study.db_path) as ledger:
         assert len(ledger.hits("local")) == len(hits)
-        assert len(ledger.assignments()) == 4
+        assert len(ledger.assignments()) == 8
