@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from crowdkit.errors import ConfigError, CrowdkitError
+from crowdkit.files import write_atomically
 
 REQUIRED_COLUMNS = ("participant_id", "condition", "phase", "correct")
 MAIN, CATCH = "main", "catch"
@@ -827,7 +828,7 @@ def write_report(analysis: Analysis, out_dir: Path | str) -> Path:
         json.dumps(analysis.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
     report = out_dir / "report.html"
-    _write_atomically(report, render_report(analysis, figures))
+    write_atomically(report, render_report(analysis, figures))
     return report
 
 
@@ -866,12 +867,6 @@ def render_report(analysis: Analysis, figures: Sequence[FigureFile]) -> str:
             for f in figures
         ],
     )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
 
 
 def _new_figure(width: float, height: float, columns: int = 1):

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from crowdkit.design import AnswerKey, TrialKey
 from crowdkit.errors import CrowdkitError
+from crowdkit.files import write_atomically
 from crowdkit.payload import Payload
 
 DATA_FIELD = "data"
@@ -575,9 +576,7 @@ def write_exports(dataset: Dataset, data_dir: Path) -> list[Path]:
 def _write_if_changed(path: Path, content: bytes) -> bool:
     if path.exists() and path.read_bytes() == content:
         return False
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(content)
-    tmp.replace(path)
+    write_atomically(path, content)
     return True
 
 

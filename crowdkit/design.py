@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from crowdkit.errors import ConfigError
+from crowdkit.files import write_atomically
 from crowdkit.manifest import ExemplarBatch, ImageRef, Manifest, Unit, load_manifest
 from crowdkit.study import CONDITIONS, DesignSection, Study, StudyConfig
 
@@ -483,10 +484,7 @@ class _TrialBuilder:
         key = image_key(data, src.suffix)
         path = self.catch_dir / key
         if not path.exists():
-            self.catch_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            write_atomically(path, data)
         self.images[key] = path
         return key
 

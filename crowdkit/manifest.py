@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from crowdkit.errors import ConfigError
+from crowdkit.files import write_atomically
 
 MANIFEST_SCHEMA_VERSION = 1
 
@@ -162,6 +163,4 @@ def load_manifest(path: Path, *, check_files: bool = True) -> Manifest:
 
 def write_manifest(manifest: Manifest, path: Path) -> None:
     """Write atomically, so a crash never leaves half a manifest."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(manifest.model_dump_json(indent=2, exclude_none=True), encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, manifest.model_dump_json(indent=2, exclude_none=True))

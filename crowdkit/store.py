@@ -14,7 +14,6 @@ merges it into the bucket's policy. Block Public Access on the bucket defeats su
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from crowdkit.errors import CrowdkitError
+from crowdkit.files import file_digest
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 POLICY_SID = "CrowdkitPublicRead"
@@ -73,14 +73,6 @@ def images_from_ledger(rows: dict[str, Any], study_root: Path) -> list[Image]:
             )
         images.append(Image(key, path, int(row["bytes"]), row["content_type"]))
     return images
-
-
-def _file_digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------
@@ -210,7 +202,7 @@ class S3Store:
         todo = []
         for image in images:
             etag = existing.get(self.object_key(image.key))
-            if etag is not None and etag == _file_digest(image.path, "md5"):
+            if etag is not None and etag == file_digest(image.path, "md5"):
                 result.skipped.append(image.key)
                 if progress:
                     progress(1)
@@ -340,7 +332,7 @@ class LocalStore:
         for image in images:
             dest = self.files_dir / image.key
             same = dest.is_file() and dest.stat().st_size == image.bytes and (
-                _file_digest(dest, "sha256") == _file_digest(image.path, "sha256"))
+                file_digest(dest, "sha256") == file_digest(image.path, "sha256"))
             if same:
                 result.skipped.append(image.key)
             else:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from crowdkit.errors import ConfigError, CrowdkitError
-from stimgen.hashing import sha256_file
+from crowdkit.files import file_digest
 
 INCEPTION = "inceptionv1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -142,7 +142,7 @@ def load_model(
             torch.manual_seed(seed)
             module = factory()
         _load_state_file(module, path)
-        label, random_weights, sha = str(path), False, sha256_file(path)
+        label, random_weights, sha = str(path), False, file_digest(path)
 
     _disable_inplace_relu(module)
     if family == "lucent":
@@ -227,7 +227,7 @@ def _download(build: Callable[[], nn.Module], what: str, url: str) -> nn.Module:
 
 def _cached_download_sha(url: str, module: nn.Module) -> str:
     path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
-    return sha256_file(path) if path.is_file() else _state_sha256(module)
+    return file_digest(path) if path.is_file() else _state_sha256(module)
 
 
 def _load_state_file(module: nn.Module, path: Path) -> None:

@@ -37,6 +37,7 @@ from rich.progress import (
 )
 
 from crowdkit.errors import ConfigError, CrowdkitError
+from crowdkit.files import file_digest, write_atomically
 from crowdkit.manifest import (
     DatasetInfo,
     ExemplarBatch,
@@ -60,7 +61,7 @@ from stimgen.featurevis import (
     RenderTarget,
     render_targets,
 )
-from stimgen.hashing import derive_seed, fingerprint, sha256_bytes, sha256_file
+from stimgen.hashing import derive_seed, fingerprint, sha256_bytes
 from stimgen.models import LoadedModel, load_model, probe_layers, resolve_device
 from stimgen.units import UnitRef, select_units
 
@@ -137,11 +138,7 @@ class RecordStore:
         return record if record.get("key") == key else None
 
     def put(self, kind: str, name: str, key: str, data: dict[str, Any]) -> None:
-        path = self.root / kind / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"key": key, **data}), encoding="utf-8")
-        tmp.replace(path)
+        write_atomically(self.root / kind / f"{name}.json", json.dumps({"key": key, **data}))
 
 
 def render_study_stimuli(
@@ -405,7 +402,7 @@ def _files_intact(out: Path, block: dict[str, Any]) -> bool:
         refs += batch["max"] + batch["min"]
     for ref in refs:
         path = out / ref["path"]
-        if not path.is_file() or sha256_file(path) != ref.get("sha256"):
+        if not path.is_file() or file_digest(path) != ref.get("sha256"):
             return False
     return True
 

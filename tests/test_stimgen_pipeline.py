@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 
 from crowdkit.cli import app
 from crowdkit.errors import ConfigError, CrowdkitError
+from crowdkit.files import file_digest as sha256_file
 from crowdkit.manifest import Manifest, load_manifest
 from crowdkit.study import load_study
 from stimgen import pipeline, render_study_stimuli
 from stimgen.featurevis import score_images
-from stimgen.hashing import sha256_file
 from stimgen.models import load_model
 from stimgen.sample_data import write_sample_images
 

@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from crowdkit.errors import CrowdkitError
+from crowdkit.files import write_atomically
 from crowdkit.study import STUDY_FILE, parse_study_toml
 
 EXAMPLES = ("quickstart", "iclr2021-exp1")
@@ -30,7 +31,5 @@ def init_study(directory: Path, example: str = "quickstart", *, name: str | None
     if directory.exists() and not directory.is_dir():
         raise CrowdkitError(f"{directory} exists and is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, text)
     return path
