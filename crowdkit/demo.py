@@ -38,10 +38,8 @@ class DemoResult:
     report_html: Path | None = None
     worker_url: str = ""
     hits: int = 0
-    assignments: int = 0
     random_weights: bool = True
     summary: list[dict] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_demo(
@@ -61,14 +59,11 @@ def run_demo(
     `port` defaults to the port of `[mturk] local_endpoint` (8765), so that a later
     `crowdkit serve` with the demo's database serves the same HITs with working images.
     """
+    started = time.monotonic()
     result = DemoResult(study_dir=directory)
-    clock = _Stopwatch(result.seconds)
-
-    with clock("study"):
-        study = _study(directory, small, echo)
-        _sample_images(study, echo)
-    with clock("stimuli"):
-        _stimuli(study, result, progress, echo)
+    study = _study(directory, small, echo)
+    _sample_images(study, echo)
+    _stimuli(study, result, progress, echo)
 
     from crowdkit.localturk import LocalTurk
 
@@ -76,34 +71,16 @@ def run_demo(
     with LocalTurk(directory / LOCALTURK_DB, port=port,
                    files_dir=directory / LOCALTURK_FILES) as turk:
         echo(f"[4/8] local MTurk service running at {turk.base_url} (in-process)")
-        with clock("publish"):
-            _publish(study, turk, result, progress, echo)
-        with clock("simulate"):
-            _simulate(study, turk, participants, echo)
-        with clock("collect"):
-            _collect_and_review(study, turk, result, echo)
-        with clock("analyze"):
-            _analyze(study, result, echo)
+        client = turk.boto3_client()
+        _publish(study, turk, client, result, progress, echo)
+        _simulate(study, turk, participants, echo)
+        _collect_and_review(study, client, echo)
+        _analyze(study, result, echo)
         result.worker_url = turk.worker_url
-        _closing_lines(result, serve, echo)
+        _closing_lines(result, serve, round(time.monotonic() - started), echo)
         if serve:
             (wait_forever or _wait_for_interrupt)()
     return result
-
-
-class _Stopwatch:
-    def __init__(self, seconds: dict[str, float]) -> None:
-        self.seconds = seconds
-
-    def __call__(self, name: str) -> _Stopwatch:
-        self.name = name
-        return self
-
-    def __enter__(self) -> None:
-        self.start = time.monotonic()
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds[self.name] = round(time.monotonic() - self.start, 2)
 
 
 def _study(directory: Path, small: bool, echo: Callable[[str], None]) -> Study:
@@ -150,18 +127,17 @@ def _stimuli(study: Study, result: DemoResult, progress: bool,
 
     echo("[3/8] rendering stimuli (natural exemplars and feature visualizations) ...")
     rendered = render_study_stimuli(study, progress=progress)
-    for line in rendered.summary_lines():
-        echo("      " + line)
+    _indented(echo)("\n".join(rendered.summary_lines()))
     result.random_weights = rendered.manifest.model.random_weights
 
 
-def _publish(study: Study, turk, result: DemoResult, progress: bool,
+def _publish(study: Study, turk, client, result: DemoResult, progress: bool,
              echo: Callable[[str], None]) -> None:
     from crowdkit.publish import publish
     from crowdkit.store import LocalStore
 
     echo("[5/8] publishing HITs to the local service ...")
-    published = publish(study, target="local", yes=True, client=turk.boto3_client(),
+    published = publish(study, target="local", yes=True, client=client,
                         store=LocalStore(turk.files_dir, turk.base_url),
                         echo=_indented(echo), show_progress=progress)
     result.hits = published.hits_total
@@ -175,25 +151,23 @@ def _simulate(study: Study, turk, participants: int, echo: Callable[[str], None]
          f"({careless} careless) ...")
     settings = SimulationSettings(participants=participants, careless=careless, fraudulent=0,
                                   seed=study.config.study.seed)
-    echo("      " + simulate(study, settings, endpoint=turk.base_url).summary())
+    _indented(echo)(simulate(study, settings, endpoint=turk.base_url).summary())
 
 
-def _collect_and_review(study: Study, turk, result: DemoResult,
-                        echo: Callable[[str], None]) -> None:
+def _collect_and_review(study: Study, client, echo: Callable[[str], None]) -> None:
     from crowdkit.collect import collect
     from crowdkit.review import review
 
     echo("[7/8] collecting answers, applying the quality rules, reviewing ...")
-    client = turk.boto3_client()
     # The demo reviews right away, so collect's reminder to review before MTurk's
     # auto-approval deadline is noise here; review still prints it once.
     quiet = _indented(echo)
     collected = collect(study, lambda target: client,
                         echo=lambda line: None if "approved automatically" in line else quiet(line))
-    echo("      " + collected.summary())
-    reviewed = review(study, lambda target: client, echo=_indented(echo))
+    quiet(collected.summary())
+    reviewed = review(study, lambda target: client, echo=quiet)
     if reviewed is not None:
-        echo("      " + reviewed.summary())
+        quiet(reviewed.summary())
 
 
 def _analyze(study: Study, result: DemoResult, echo: Callable[[str], None]) -> None:
@@ -207,7 +181,9 @@ def _analyze(study: Study, result: DemoResult, echo: Callable[[str], None]) -> N
     result.summary = analysed.to_json(result.report_html)["summary"]
 
 
-def _closing_lines(result: DemoResult, serve: bool, echo: Callable[[str], None]) -> None:
+def _closing_lines(result: DemoResult, serve: bool, seconds: int,
+                   echo: Callable[[str], None]) -> None:
+    echo(f"the whole loop took {seconds} s")
     if result.random_weights:
         echo("note: the stimuli come from a network with RANDOM weights (no download); the "
              "numbers show the machinery works, not what people see in a trained network")
