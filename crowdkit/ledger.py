@@ -39,13 +39,11 @@ CREATE TABLE images (
     bytes        INTEGER NOT NULL,
     content_type TEXT NOT NULL
 );
-CREATE TABLE tasks (
+CREATE TABLE tasks (                           -- the design's hash is meta.design_hash
     task_id     TEXT PRIMARY KEY,
     position    INTEGER NOT NULL UNIQUE,
-    conditions  TEXT NOT NULL,                 -- the task's condition order, ";"-joined
     public_json TEXT NOT NULL,                 -- crowdkit.design.PublicTask
     key_json    TEXT NOT NULL,                 -- crowdkit.design.AnswerKey (never sent out)
-    design_hash TEXT NOT NULL,
     created_at  TEXT NOT NULL
 );
 CREATE TABLE hits (
@@ -287,8 +285,7 @@ class Ledger:
     # -- tasks and images -------------------------------------------------------------------
 
     def design_hash(self) -> str | None:
-        row = self.conn.execute("SELECT design_hash FROM tasks LIMIT 1").fetchone()
-        return None if row is None else row[0]
+        return self.get_meta("design_hash")
 
     def save_design(
         self, tasks: list[Any], images: dict[str, dict[str, Any]], design_hash: str
@@ -318,21 +315,12 @@ class Ledger:
                 [(k, v["path"], v["bytes"], v["content_type"]) for k, v in images.items()],
             )
             self.conn.executemany(
-                "INSERT INTO tasks (task_id, position, conditions, public_json, key_json, "
-                "design_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        t.public.task_id,
-                        position,
-                        ";".join(t.key.condition_order),
-                        t.public.model_dump_json(),
-                        t.key.model_dump_json(),
-                        design_hash,
-                        created,
-                    )
-                    for position, t in enumerate(tasks)
-                ],
+                "INSERT INTO tasks (task_id, position, public_json, key_json, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(t.public.task_id, position, t.public.model_dump_json(),
+                  t.key.model_dump_json(), created) for position, t in enumerate(tasks)],
             )
+            self.set_meta("design_hash", design_hash)
             self.log_event("design.saved", design_hash=design_hash, tasks=len(tasks),
                            images=len(images), replaced=current)
             return True

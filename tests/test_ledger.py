@@ -85,7 +85,7 @@ def _ledger_with_a_hit(path: Path) -> Ledger:
     ledger = Ledger.open(path, write=True)
     with ledger.transaction():
         ledger.conn.execute(
-            "INSERT INTO tasks VALUES ('t0', 0, 'natural', '{}', '{}', 'h', 'now')")
+            "INSERT INTO tasks VALUES ('t0', 0, '{}', '{}', 'now')")
     ledger.record_hit_intent(target="local", request_token="tok", task_id="t0", part=0,
                              max_assignments=2, reward="0.50")
     ledger.record_hit_created(target="local", request_token="tok", hit_id="H1",
@@ -157,8 +157,8 @@ WRITE_FOREVER = textwrap.dedent("""
         with ledger.transaction():
             for i in range(50):
                 ledger.conn.execute(
-                    "INSERT INTO tasks VALUES (?, ?, 'natural', '{}', '{}', ?, 'now')",
-                    (f"t{n}-{i}", n * 50 + i, f"batch{n}"))
+                    "INSERT INTO tasks VALUES (?, ?, '{}', '{}', 'now')",
+                    (f"t{n}-{i}", n * 50 + i))
             ledger.log_event("batch.written", n=n)
         if n == 0:
             print("writing", flush=True)
@@ -175,7 +175,8 @@ def test_a_killed_writer_leaves_the_ledger_consistent(tmp_path: Path):
     with Ledger.open(db, write=True) as ledger:  # lock released, WAL recovered
         assert ledger.integrity_problems() == []
         batches = ledger.conn.execute(
-            "SELECT design_hash, COUNT(*) FROM tasks GROUP BY design_hash").fetchall()
+            "SELECT substr(task_id, 1, instr(task_id, '-')) AS batch, COUNT(*) FROM tasks "
+            "GROUP BY batch").fetchall()
         events = len(ledger.events("batch.written"))
         assert batches, "the writer should have committed something before the kill"
         # every committed batch is whole, and each has exactly one event: nothing half-way
