@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from crowdkit.errors import CrowdkitError
+from crowdkit.files import write_atomically
 from crowdkit.localturk.api import OPERATIONS, RequesterAPI
 from crowdkit.localturk.db import TurkDB
 from crowdkit.localturk.errors import RequestError, TurkError, UnknownOperation
@@ -71,7 +72,7 @@ class App:
         if req.method == "POST" and "x-amz-target" in req.headers:
             return self.requester(req)
         if req.path.startswith("/files/") and req.method in ("GET", "HEAD"):
-            return self.file(req.path[len("/files/"):])
+            return self.file(req.path[len("/files/"):], head=req.method == "HEAD")
         if req.path.startswith("/files/") and req.method == "PUT":
             return self.put_file(req.path[len("/files/"):], req.body)
         if req.path.startswith("/_localturk/"):
@@ -109,8 +110,11 @@ class App:
             "x-amzn-RequestId": str(uuid.uuid4()),
         })
 
-    def file(self, relative: str) -> Response:
-        """A file of files_dir, or 404: no listings, nothing outside the folder."""
+    def file(self, relative: str, *, head: bool = False) -> Response:
+        """A file of files_dir, or 404: no listings, nothing outside the folder.
+
+        HEAD (how `publish` asks whether an image is already there) answers the size from
+        the file's metadata instead of reading the whole file."""
         missing = Response.text("not found\n", 404)
         relative = unquote(relative)
         if self.files_dir is None or not relative or "\x00" in relative:
@@ -120,10 +124,11 @@ class App:
         if not target.is_relative_to(root) or not target.is_file():
             return missing
         ctype = _TYPES.get(target.suffix.lower()) or mimetypes.guess_type(target.name)[0]
-        return Response(200, target.read_bytes(), {
-            "Content-Type": ctype or "application/octet-stream",
-            "Cache-Control": IMMUTABLE,
-        })
+        headers = {"Content-Type": ctype or "application/octet-stream",
+                   "Cache-Control": IMMUTABLE}
+        if head:
+            return Response(200, b"", {**headers, "Content-Length": str(target.stat().st_size)})
+        return Response(200, target.read_bytes(), headers)
 
     def put_file(self, name: str, body: bytes) -> Response:
         """Store a content-addressed file (how `crowdkit publish --target local` hosts images).
@@ -138,11 +143,7 @@ class App:
             return Response.json({"error": "file too large"}, 413)
         if not hashlib.sha256(body).hexdigest().startswith(match.group(1)):
             return Response.json({"error": "the name's digest does not match the body"}, 400)
-        target = self.files_dir / match.group(0)
-        if not (target.is_file() and target.read_bytes() == body):
-            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
-            tmp.write_bytes(body)
-            tmp.replace(target)
+        write_atomically(self.files_dir / match.group(0), body)
         return Response.json({"ok": True, "key": match.group(0)}, 201)
 
     def control(self, req: Request) -> Response:
@@ -197,9 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             resp = Response.text("localturk internal error\n", 500)
         self.send_response(resp.status)
-        for name, value in resp.headers.items():
+        # a HEAD answer may state the length of the body it leaves out
+        for name, value in {"Content-Length": str(len(resp.body)), **resp.headers}.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(resp.body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(resp.body)
