@@ -20,7 +20,8 @@ from crowdkit.localturk.errors import RequestError
 from crowdkit.localturk.xml import question_form_answers
 
 IN_PROGRESS = "Accepted"
-HOLDS_SLOT = ("Accepted", "Submitted", "Approved", "Rejected")
+HOLDS_SLOT = ("Accepted", "Submitted", "Approved", "Rejected")  # not Returned or Abandoned
+_HOLDS_SLOT_SQL = "(" + ", ".join(f"'{status}'" for status in HOLDS_SLOT) + ")"
 REQUESTER_VISIBLE = ("Submitted", "Approved", "Rejected")
 WORKER_ID = re.compile(r"^A[A-Z0-9]{1,63}$")
 HIT_SELECT = (
@@ -163,9 +164,9 @@ class Market:
     def available_balance(self, now: float) -> Decimal:
         return self.db.funds() - self.liability(now)
 
-    def ensure_funds(self, amount: Decimal, now: float, *, already_held: Decimal = Decimal(0)):
-        """Refuse a spend the account cannot cover (what is already held counts as covered)."""
-        if self.available_balance(now) + already_held < amount:
+    def ensure_funds(self, amount: Decimal, now: float) -> None:
+        """Refuse a spend the available balance (money less what is held) cannot cover."""
+        if self.available_balance(now) < amount:
             raise RequestError(
                 "This Requester has insufficient funds in their account to complete this "
                 "transaction. Please visit https://requester.mturk.com/account to purchase "
@@ -249,8 +250,8 @@ class Market:
         now = self.settle()
         rows = self.db.all(
             HIT_SELECT + " WHERE h.disposed = 0 AND h.expiration > ? AND h.hit_id NOT IN "
-            "(SELECT hit_id FROM assignments WHERE worker_id = ? AND status IN "
-            "('Accepted', 'Submitted', 'Approved', 'Rejected')) ORDER BY h.created, h.rowid",
+            f"(SELECT hit_id FROM assignments WHERE worker_id = ? AND status IN {_HOLDS_SLOT_SQL})"
+            " ORDER BY h.created, h.rowid",
             (now, worker_id),
         )
         out = []
@@ -275,7 +276,7 @@ class Market:
                 raise WorkerError(f"HIT {hit_id} has expired", 409)
             taken = db.one(
                 "SELECT assignment_id FROM assignments WHERE hit_id = ? AND worker_id = ? "
-                "AND status IN ('Accepted', 'Submitted', 'Approved', 'Rejected')",
+                f"AND status IN {_HOLDS_SLOT_SQL}",
                 (hit_id, worker_id),
             )
             if taken is not None:

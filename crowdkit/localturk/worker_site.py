@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from crowdkit.localturk import quals
-from crowdkit.localturk.market import Market, WorkerError, normalize_worker_id
+from crowdkit.localturk.market import HOLDS_SLOT, Market, WorkerError, normalize_worker_id
 from crowdkit.localturk.web import Request, Response, with_query
 from crowdkit.localturk.xml import parse_question
 
@@ -165,7 +165,7 @@ class WorkerSite:
                 f"<p><b>{_e(n['subject'])}</b> ({iso(n['time'])})<br>{_e(n['message'])}</p>"
                 for n in notes[:10]))
         mine = [a for a in self.market.worker_assignments(worker_id)
-                if a["status"] in ("Accepted", "Submitted", "Approved", "Rejected")]
+                if a["status"] in HOLDS_SLOT]
         if mine:
             rows = "".join(self._assignment_row(a) for a in mine[:50])
             parts.append("<h2>Your assignments</h2><table><tr><th>HIT</th><th>Reward</th>"
