@@ -24,7 +24,7 @@ from crowdkit.localturk.errors import (
     out_of_range,
     wrong_state,
 )
-from crowdkit.localturk.fees import bonus_fee
+from crowdkit.localturk.fees import LARGE_HIT_ASSIGNMENTS, bonus_fee
 from crowdkit.localturk.market import HIT_SELECT, REQUESTER_VISIBLE, HitState, Market
 from crowdkit.localturk.xml import QuestionXMLError, parse_question
 
@@ -32,7 +32,6 @@ TOKEN_LIFETIME_S = 24 * 3600
 MAX_DURATION_S = 365 * 24 * 3600
 DEFAULT_AUTO_APPROVAL_S = 30 * 24 * 3600
 DEFAULT_PAGE_SIZE = 10
-LARGE_HIT_ASSIGNMENTS = 10
 _MONEY = re.compile(r"^[0-9]+(\.)?[0-9]{0,2}$")
 
 OPERATIONS = {

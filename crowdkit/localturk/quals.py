@@ -9,6 +9,7 @@ DoesNotExist fails for a worker who lacks the qualification, as on MTurk.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crowdkit.localturk.errors import RequestError
@@ -65,14 +66,16 @@ def _bad(message: str) -> RequestError:
     return RequestError(message, "AWS.MechanicalTurk.InvalidQualificationRequirement")
 
 
-def validate_requirements(requirements: list[dict], known_type: callable) -> list[dict]:
+def validate_requirements(
+    requirements: list[dict], known_type: Callable[[str], bool]
+) -> list[dict]:
     """Check requirements as CreateHIT does and return them in a canonical form."""
     if len(requirements) > 10:
         raise _bad("A HIT can have at most 10 QualificationRequirements.")
     return [_validate_one(req, known_type) for req in requirements]
 
 
-def _validate_one(req: dict, known_type: callable) -> dict:
+def _validate_one(req: dict, known_type: Callable[[str], bool]) -> dict:
     type_id = req.get("QualificationTypeId")
     comparator = req.get("Comparator")
     if not type_id or not known_type(type_id):
@@ -111,11 +114,7 @@ def _check_locale_values(comparator: str, integers: list, locales: list) -> None
         raise _bad("IntegerValues cannot be used with the Worker_Locale qualification.")
     if comparator not in ("EqualTo", "NotEqualTo", *SET_COMPARATORS):
         raise _bad(f"LocaleValues cannot be used with the comparator {comparator}.")
-    if comparator in SET_COMPARATORS:
-        if not 1 <= len(locales) <= 30:
-            raise _bad(f"{comparator} takes between 1 and 30 LocaleValues.")
-    elif len(locales) != 1:
-        raise _bad(f"{comparator} takes exactly one LocaleValue.")
+    _check_count(comparator, locales, "LocaleValue", 30)
     for loc in locales:
         if not _COUNTRY.match(str(loc.get("Country", ""))):
             raise _bad(f"Country {loc.get('Country')!r} is not an ISO 3166 two-letter code.")
@@ -124,11 +123,16 @@ def _check_locale_values(comparator: str, integers: list, locales: list) -> None
 def _check_integer_values(type_id: str, comparator: str, integers: list, locales: list) -> None:
     if locales:
         raise _bad(f"LocaleValues can only be used with Worker_Locale ({LOCALE}), not {type_id}.")
+    _check_count(comparator, integers, "IntegerValue", 15)
+
+
+def _check_count(comparator: str, values: list, member: str, most: int) -> None:
+    """In and NotIn take a list of 1 to `most` values; the other comparators exactly one."""
     if comparator in SET_COMPARATORS:
-        if not 1 <= len(integers) <= 15:
-            raise _bad(f"{comparator} takes between 1 and 15 IntegerValues.")
-    elif len(integers) != 1:
-        raise _bad(f"{comparator} takes exactly one IntegerValue.")
+        if not 1 <= len(values) <= most:
+            raise _bad(f"{comparator} takes between 1 and {most} {member}s.")
+    elif len(values) != 1:
+        raise _bad(f"{comparator} takes exactly one {member}.")
 
 
 def meets(requirement: dict, value: int | Locale | None) -> bool:
@@ -156,7 +160,7 @@ def describe(requirement: dict) -> str:
     """A short human line for the worker site, e.g. 'Worker_Locale In US, CA'."""
     type_id = requirement["QualificationTypeId"]
     name = SYSTEM_TYPES.get(type_id, (type_id, ""))[0]
-    values = [loc["Country"] + (f"-{loc['Subdivision']}" if loc.get("Subdivision") else "")
+    values = [Locale(loc["Country"], loc.get("Subdivision")).label()
               for loc in requirement.get("LocaleValues", [])]
     values += [str(v) for v in requirement.get("IntegerValues", [])]
     return " ".join([name, requirement["Comparator"], ", ".join(values)]).strip()
