@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import random
 import struct
 import zlib
@@ -24,7 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from crowdkit.errors import ConfigError
-from crowdkit.files import write_atomically
+from crowdkit.files import file_digest, write_atomically
 from crowdkit.manifest import ExemplarBatch, ImageRef, Manifest, Unit, load_manifest
 from crowdkit.study import CONDITIONS, DesignSection, Study, StudyConfig
 
@@ -204,7 +205,7 @@ class BatchCycler:
 
 
 def design_tasks(config: StudyConfig, manifest: Manifest, stimuli_dir: Path,
-                 catch_dir: Path) -> Design:
+                 catch_dir: Path, digests: DigestCache | None = None) -> Design:
     """Turn a manifest into balanced tasks and their answer keys.
 
     Deterministic: the same config, manifest and seed give identical tasks. Catch-trial
@@ -215,9 +216,9 @@ def design_tasks(config: StudyConfig, manifest: Manifest, stimuli_dir: Path,
     _check_design(config, manifest)
     rng = random.Random(f"crowdkit-design:{config.design_seed}")
     practice_units, main_units = _split_practice_units(d, manifest, rng)
-    builder = _TrialBuilder(config, stimuli_dir, catch_dir, rng)
+    builder = _TrialBuilder(config, stimuli_dir, catch_dir, rng, digests or DigestCache())
     orders = _condition_orders(d, rng)
-    shared_batches = BatchCycler(main_units, rng) if main_units else None
+    shared_batches = BatchCycler(main_units, rng)
     main_streams = {c: UnitStream(main_units, rng, shared_batches) for c in d.conditions}
     catch_streams = {c: UnitStream(main_units, rng) for c in d.conditions}
     practice_stream = UnitStream(practice_units, rng) if practice_units else None
@@ -316,7 +317,7 @@ def _split_evenly(total: int, parts: int) -> list[int]:
 
 
 def _practice_slots(d: DesignSection, condition: str, stream: UnitStream | None) -> list[Slot]:
-    if not stream or d.practice_trials == 0:
+    if stream is None:  # no practice trials
         return []
     return [Slot("practice", condition, 0, unit, batch)
             for unit, batch in stream.take(d.practice_trials)]
@@ -365,12 +366,13 @@ class _TrialBuilder:
     """Turns slots into public trials and keys, collecting the images they show."""
 
     def __init__(self, config: StudyConfig, stimuli_dir: Path, catch_dir: Path,
-                 rng: random.Random) -> None:
+                 rng: random.Random, digests: DigestCache) -> None:
         self.config = config
         self.stimuli_dir = stimuli_dir
         self.catch_dir = catch_dir
         self.rng = rng
         self.images: dict[str, Path] = {}
+        self.digests = digests
         self._key_of: dict[Path, str] = {}
 
     def build_task(self, task_id: str, study: str, order: list[str],
@@ -467,12 +469,11 @@ class _TrialBuilder:
         path = self.stimuli_dir / ref.path
         key = self._key_of.get(path)
         if key is None:
-            data = _read_image(path)
-            digest = hashlib.sha256(data).hexdigest()
+            digest = self.digests.sha256(path)
             if ref.sha256 and ref.sha256 != digest:
                 raise ConfigError(f"{path}: the file changed since the manifest was written "
                                   "(sha256 differs); re-render or fix the manifest")
-            key = image_key(data, path.suffix)
+            key = key_for_digest(digest, path.suffix)
             self._key_of[path] = key
             self.images[key] = path
         return key
@@ -495,7 +496,49 @@ def image_key(data: bytes, suffix: str) -> str:
     128 bits never collide within a study, and the shorter key keeps a 40-trial HIT with
     9 + 9 references well inside MTurk's 64 KB limit on the question.
     """
-    return hashlib.sha256(data).hexdigest()[:32] + suffix.lower()
+    return key_for_digest(hashlib.sha256(data).hexdigest(), suffix)
+
+
+def key_for_digest(sha256_hex: str, suffix: str) -> str:
+    return sha256_hex[:32] + suffix.lower()
+
+
+class DigestCache:
+    """File digests remembered by size and modification time, as git's index does.
+
+    Publishing designs the study again to check that nothing changed; without this, every
+    publish would read and hash every image. A file whose size or mtime changed is hashed
+    afresh. `path` None keeps the cache in memory only.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.entries: dict[str, list] = {}
+        if path is not None and path.is_file():
+            try:
+                self.entries = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self.entries = {}  # a damaged cache only costs a re-hash
+        self.changed = False
+
+    def sha256(self, file: Path) -> str:
+        try:
+            stat = file.stat()
+            stamp = [stat.st_size, stat.st_mtime_ns]
+            entry = self.entries.get(str(file))
+            if entry is not None and entry[:2] == stamp:
+                return entry[2]
+            digest = file_digest(file)
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read image: {exc.strerror}") from None
+        self.entries[str(file)] = [*stamp, digest]
+        self.changed = True
+        return digest
+
+    def save(self) -> None:
+        if self.path is not None and self.changed:
+            write_atomically(self.path, json.dumps(self.entries))
+            self.changed = False
 
 
 def _batch(unit: Unit, index: int) -> ExemplarBatch:
@@ -539,7 +582,10 @@ def design_study(study: Study) -> str:
     from crowdkit.ledger import Ledger
 
     manifest = load_manifest(study.manifest_path)
-    design = design_tasks(study.config, manifest, study.stimuli_dir, study.design_dir / "catch")
+    digests = DigestCache(study.design_dir / "digests.json")
+    design = design_tasks(study.config, manifest, study.stimuli_dir, study.design_dir / "catch",
+                          digests)
+    digests.save()
     with Ledger.open(study.db_path, write=True, command="crowdkit design") as ledger:
         changed = ledger.save_design(design.tasks, design.image_records(study.root),
                                      design.design_hash)

@@ -364,3 +364,23 @@ def test_within_design_shows_a_unit_with_different_queries_in_each_block():
         queries = [k for t in task.public.trials if t.phase == "test"
                    for k in (t.queries.top, t.queries.bottom)]
         assert len(queries) == len(set(queries)), "a query pair repeats within a task"
+
+
+def test_designing_again_hashes_only_images_that_changed(small_study: Path, monkeypatch):
+    from crowdkit import design as design_module
+
+    calls: list[Path] = []
+    real = design_module.file_digest
+    monkeypatch.setattr(design_module, "file_digest", lambda p: calls.append(p) or real(p))
+    study = load_study(small_study)
+    design_study(study)
+    first = len(calls)
+    assert first > 0
+    design_study(study)
+    assert len(calls) == first  # nothing re-read: every image's size and mtime are unchanged
+
+    # an edited image is hashed again, so the design sees its new content
+    victim = calls[0]
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    assert design_study(load_study(small_study)).startswith("designed")
+    assert calls[first:] == [victim]
