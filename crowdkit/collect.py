@@ -43,7 +43,6 @@ from crowdkit.payload import Payload
 
 DATA_FIELD = "data"
 LISTED_STATUSES = ["Submitted", "Approved", "Rejected"]
-FINAL_STATUSES = frozenset({"Approved", "Rejected"})
 PAGE_SIZE = 100
 PSEUDONYM_HEX_DIGITS = 16
 TRIAL_COLUMNS = [
@@ -296,19 +295,22 @@ def _store_page(ledger: Any, hit_id: str, page: list[dict[str, Any]], stats: Fet
             setattr(stats, outcome, getattr(stats, outcome) + 1)
 
 
-def hit_is_settled(ledger: Any, hit: Any) -> bool:
-    """True when every slot of the HIT holds an approved or rejected assignment."""
-    rows = ledger.assignments(hit["hit_id"])
-    final = sum(1 for r in rows if r["status"] in FINAL_STATUSES)
-    return final >= hit["max_assignments"] and final == len(rows)
+def hit_is_settled(hit: Any, counts: dict[str, tuple[int, int]]) -> bool:
+    """True when every slot of the HIT holds an approved or rejected assignment.
+
+    `counts` is `ledger.assignment_counts()`: stored and final assignments per HIT.
+    """
+    stored, final = counts.get(hit["hit_id"], (0, 0))
+    return final >= hit["max_assignments"] and final == stored
 
 
 def fetch_assignments(ledger: Any, client_for: ClientFor,
                       on_hit: Callable[[], None] | None = None) -> FetchStats:
     """Store every assignment of every HIT that may have changed, verbatim, in the ledger."""
     stats = FetchStats()
+    counts = ledger.assignment_counts()
     for hit in study_hits(ledger):
-        if hit_is_settled(ledger, hit):
+        if hit_is_settled(hit, counts):
             stats.hits_skipped += 1
         else:
             stats.hits_listed += 1
@@ -340,9 +342,10 @@ def _error_text(exc: Exception) -> str:
 # ---------------------------------------------------------------------------- qualifications
 
 
-def grant_participation(ledger: Any, client_for: ClientFor,
+def grant_participation(ledger: Any, client_for: ClientFor, assignments: list[Any],
                         errors: list[str] | None = None) -> int:
-    """Grant the study's participation qualification to every worker with an assignment.
+    """Grant the study's participation qualification to every worker with an assignment
+    (`assignments`: the ledger's rows).
 
     Recorded in the ledger before ('intent') and after ('done' or 'failed') the call, so
     each worker is granted once; a failed grant is retried on the next pass and reported in
@@ -353,7 +356,7 @@ def grant_participation(ledger: Any, client_for: ClientFor,
     hits = {h["hit_id"]: h["target"] for h in study_hits(ledger)}
     type_ids = {t: ledger.study_qualification_type_id(t) for t in set(hits.values())}
     granted = 0
-    for row in ledger.assignments():
+    for row in assignments:
         target = hits.get(row["hit_id"])
         type_id = type_ids.get(target)
         worker = row["worker_id"]
@@ -508,15 +511,18 @@ def tidy_rows(study: str, record: AssignmentRecord) -> list[dict[str, Any]]:
     return rows
 
 
-def build_dataset(study: Any, ledger: Any) -> Dataset:
-    """Parse every stored assignment and judge it by the study's quality rules."""
+def build_dataset(study: Any, ledger: Any, assignments: list[Any] | None = None) -> Dataset:
+    """Parse every stored assignment and judge it by the study's quality rules.
+
+    `assignments` are the ledger's rows when the caller has read them already.
+    """
     from crowdkit.quality import judge
 
     keys = {task.key.task_id: task.key for task in ledger.tasks()}
     hits = {h["hit_id"]: h for h in study_hits(ledger)}
     secret = ledger.pseudonym_key()
     records = []
-    for row in ledger.assignments():
+    for row in ledger.assignments() if assignments is None else assignments:
         hit = hits.get(row["hit_id"])
         if hit is None or hit["task_id"] not in keys:
             continue
@@ -533,10 +539,10 @@ def build_dataset(study: Any, ledger: Any) -> Dataset:
     return Dataset(study=study.name, records=records)
 
 
-def record_parse_results(ledger: Any, dataset: Dataset) -> int:
-    """Write each assignment's parse status to the ledger where it changed; count changes."""
-    current = {r["assignment_id"]: (r["parse_status"], r["parse_error"])
-               for r in ledger.assignments()}
+def record_parse_results(ledger: Any, dataset: Dataset, assignments: list[Any]) -> int:
+    """Write each assignment's parse status to the ledger where it differs from the rows
+    `assignments` hold; count the changes."""
+    current = {r["assignment_id"]: (r["parse_status"], r["parse_error"]) for r in assignments}
     changed = 0
     with ledger.transaction():
         for record in dataset.records:
@@ -605,17 +611,22 @@ class CollectResult:
 
 def collect_once(study: Any, ledger: Any, client_for: ClientFor,
                  on_hit: Callable[[], None] | None = None) -> CollectResult:
-    """One full pass: fetch, grant, parse, judge, export. Safe to repeat."""
+    """One full pass: fetch, grant, parse, judge, export. Safe to repeat.
+
+    The stored assignments are read once, after fetching; granting and parsing write other
+    columns and tables, so every later step works from that one read.
+    """
     fetch = fetch_assignments(ledger, client_for, on_hit)
-    granted = grant_participation(ledger, client_for, fetch.errors)
+    assignments = ledger.assignments()
+    granted = grant_participation(ledger, client_for, assignments, fetch.errors)
     try:
         refresh_expert_qualification(ledger, client_for, study.config)
     except CrowdkitError:
         raise
     except Exception as exc:  # the last list kept in the ledger still classifies
         fetch.errors.append(f"listing the expert qualification failed: {_error_text(exc)}")
-    dataset = build_dataset(study, ledger)
-    updates = record_parse_results(ledger, dataset)
+    dataset = build_dataset(study, ledger, assignments)
+    updates = record_parse_results(ledger, dataset, assignments)
     written = write_exports(dataset, study.data_dir)
     return CollectResult(fetch, granted, updates, dataset, written)
 
@@ -626,10 +637,11 @@ def hits_done(ledger: Any, now: datetime | None = None) -> tuple[int, int, bool]
     A HIT is done when all its slots are submitted, or when it has expired.
     """
     now = now or datetime.now(UTC)
+    counts = ledger.assignment_counts()
     seen = wanted = 0
     all_done = True
     for hit in study_hits(ledger):
-        n = len(ledger.assignments(hit["hit_id"]))
+        n = counts.get(hit["hit_id"], (0, 0))[0]
         expired = hit["status"] in ("expired", "deleted") or _past(hit["expiration"], now)
         seen += min(n, hit["max_assignments"])
         wanted += hit["max_assignments"]
@@ -638,16 +650,20 @@ def hits_done(ledger: Any, now: datetime | None = None) -> tuple[int, int, bool]
     return seen, wanted, all_done
 
 
-def _past(value: str | None, now: datetime) -> bool:
+def _stored_time(value: str | None) -> datetime | None:
+    """A time the ledger holds (ISO 8601, UTC when unmarked); None if absent or unreadable."""
     if not value:
-        return False
+        return None
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when <= now
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _past(value: str | None, now: datetime) -> bool:
+    when = _stored_time(value)
+    return when is not None and when <= now
 
 
 def auto_approval_warnings(ledger: Any, within_hours: float = 24,
@@ -670,13 +686,8 @@ def auto_approval_warnings(ledger: Any, within_hours: float = 24,
 
 
 def _hours_until(value: str, now: datetime) -> float:
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return math.inf
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - now).total_seconds() / 3600
+    when = _stored_time(value)
+    return math.inf if when is None else (when - now).total_seconds() / 3600
 
 
 def collect(study: Any, client_for: ClientFor, *, watch: bool = False, interval: float = 30,

@@ -557,6 +557,14 @@ class Ledger:
         if self.get_meta(key) != value:
             self.set_meta(key, value)
 
+    def assignment_counts(self) -> dict[str, tuple[int, int]]:
+        """HIT id -> (assignments stored, of which approved or rejected), without reading
+        any answer: what collect needs to tell which HITs are done or settled."""
+        rows = self.conn.execute(
+            "SELECT hit_id, COUNT(*), SUM(status IN ('Approved', 'Rejected')) "
+            "FROM assignments GROUP BY hit_id")
+        return {r[0]: (r[1], r[2]) for r in rows}
+
     def expert_qualification_workers(self) -> dict[str, set[str]]:
         """Target -> workers holding the expert qualification, as last collected."""
         rows = self.conn.execute(
