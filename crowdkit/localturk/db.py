@@ -142,7 +142,7 @@ class TurkDB:
         self,
         path: Path | str,
         *,
-        starting_balance: Decimal = Decimal("10000.00"),
+        starting_balance: Decimal,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.path = Path(path)
