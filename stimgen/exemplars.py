@@ -16,6 +16,7 @@ unused.) Ties in activation are broken by dataset index, lowest first.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from crowdkit.files import write_atomically
 from stimgen.datasets import CropDataset, ImageFolder
 from stimgen.models import FeatureTap, LoadedModel, spatial_mean
 from stimgen.units import UnitRef
@@ -194,7 +196,9 @@ def scan_dataset(
 
     def save() -> None:
         if checkpoint is not None:
-            _atomic_save(state.to_checkpoint(key), checkpoint)
+            buffer = io.BytesIO()
+            torch.save(state.to_checkpoint(key), buffer)
+            write_atomically(checkpoint, buffer.getvalue())
 
     device = model.device
     workers = default_workers(device) if num_workers is None else num_workers
@@ -237,10 +241,3 @@ def scan_dataset(
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return result
-
-
-def _atomic_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
