@@ -559,8 +559,8 @@ def record_parse_results(ledger: Any, dataset: Dataset, assignments: list[Any]) 
 def write_exports(dataset: Dataset, data_dir: Path) -> list[Path]:
     """Write trials.parquet, trials.csv and participants.csv; return the files that changed.
 
-    Each file is written to a temporary name and renamed, so a reader never sees half a
-    file, and left alone when its content would not change.
+    Each file is written atomically (crowdkit.files), so a reader never sees half a file,
+    and left alone when its content would not change (the Parquet file follows trials.csv).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     trials = dataset.trials_frame()
@@ -572,9 +572,7 @@ def write_exports(dataset: Dataset, data_dir: Path) -> list[Path]:
             changed.append(data_dir / name)
     parquet = data_dir / "trials.parquet"
     if data_dir / "trials.csv" in changed or not parquet.exists():
-        tmp = parquet.with_name(parquet.name + ".tmp")
-        trials.to_parquet(tmp, index=False)
-        tmp.replace(parquet)
+        write_atomically(parquet, trials.to_parquet(index=False))
         changed.append(parquet)
     return changed
 
