@@ -177,12 +177,16 @@ def parse_by(values: Iterable[str] | None) -> list[str]:
 # --------------------------------------------------------------------------- statistics
 
 
+def excluded_participants(trials: pd.DataFrame) -> set[str]:
+    """Participants with any trial marked `excluded`: they failed an exclusion rule."""
+    if "excluded" not in trials.columns:
+        return set()
+    return set(trials.loc[trials["excluded"].astype(bool), "participant_id"])
+
+
 def included(trials: pd.DataFrame) -> pd.DataFrame:
     """The trials of participants who passed every exclusion rule."""
-    if "excluded" not in trials.columns:
-        return trials
-    excluded_ids = set(trials.loc[trials["excluded"].astype(bool), "participant_id"])
-    return trials[~trials["participant_id"].isin(excluded_ids)]
+    return trials[~trials["participant_id"].isin(excluded_participants(trials))]
 
 
 def main_trials(trials: pd.DataFrame) -> pd.DataFrame:
@@ -194,10 +198,7 @@ def main_trials(trials: pd.DataFrame) -> pd.DataFrame:
 def participant_counts(trials: pd.DataFrame) -> dict[str, Any]:
     """How many participants are analysed and how many were left out, with the reasons."""
     everyone = trials["participant_id"].unique()
-    if "excluded" in trials.columns:
-        excluded_ids = set(trials.loc[trials["excluded"].astype(bool), "participant_id"])
-    else:
-        excluded_ids = set()
+    excluded_ids = excluded_participants(trials)
     reasons: dict[str, int] = {}
     if excluded_ids and "exclusion_reasons" in trials.columns:
         per_participant = (
@@ -645,15 +646,20 @@ def _reasons_text(counts: dict[str, Any]) -> str:
     return f" ({', '.join(f'{k}: {v}' for k, v in reasons.items())})" if reasons else ""
 
 
+def _summary_parts(analysis: Analysis) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The blocks of `summary` (see `summarize`): per condition, per expert level, per --by."""
+    summary = analysis.summary
+    overall = summary["expert_level"] == ALL
+    plain = overall.copy()
+    for column in analysis.by:
+        plain &= summary[column] == ALL
+    return summary[plain], summary[~overall], summary[overall & ~plain]
+
+
 def _text_tables(analysis: Analysis) -> list[tuple[str, pd.DataFrame]]:
     """The tables shown on the terminal and in report.html, formatted for reading."""
-    summary = analysis.summary
-    plain = summary[(summary["expert_level"] == ALL)]
-    for column in analysis.by:
-        plain = plain[plain[column] == ALL]
-    experts = summary[summary["expert_level"] != ALL]
-    by_rows = summary[(summary["expert_level"] == ALL) & ~summary.index.isin(plain.index)]
-    tables = [
+    plain, experts, by_rows = _summary_parts(analysis)
+    return [
         (
             "Accuracy on main trials (mean of participants' proportion correct, 95 % CI)",
             _format_accuracy(plain[["condition", *ACCURACY_COLUMNS]]),
@@ -673,7 +679,6 @@ def _text_tables(analysis: Analysis) -> list[tuple[str, pd.DataFrame]]:
         ),
         (comparison_title(analysis.comparisons), _format_comparisons(analysis.comparisons)),
     ]
-    return tables
 
 
 def _number(value: Any, digits: int = 3) -> str:
@@ -887,53 +892,64 @@ def _save(figure, out_dir: Path, name: str, title: str, caption: str) -> FigureF
     return FigureFile(name, title, caption, png, svg, buffer.getvalue())
 
 
-def _chance_line(axis) -> None:
+def _accuracy_axis(axis) -> None:
+    """Proportion correct from 0 to 1 with the chance line, on every accuracy figure."""
+    axis.set_ylim(0, 1.02)
+    axis.set_ylabel("proportion correct")
     axis.axhline(CHANCE, color="black", linestyle="--", linewidth=1, zorder=0)
     axis.text(
-        1.0,
-        CHANCE,
-        " chance",
-        transform=axis.get_yaxis_transform(),
-        va="center",
-        ha="left",
+        1.0, CHANCE, " chance", transform=axis.get_yaxis_transform(), va="center", ha="left",
         fontsize=8,
     )
+    axis.spines[["top", "right"]].set_visible(False)
 
 
-def _error(table: pd.DataFrame, value: str, low: str, high: str) -> np.ndarray:
-    below = (table[value] - table[low]).fillna(0).to_numpy(dtype=float)
-    above = (table[high] - table[value]).fillna(0).to_numpy(dtype=float)
+def _error(table: pd.DataFrame, measure: str) -> np.ndarray:
+    """Error bar lengths below and above `measure` from its 95 % CI columns (0 when absent)."""
+    prefix = "" if measure == "accuracy" else f"{measure}_"
+    below = (table[measure] - table[f"{prefix}ci95_low"]).fillna(0).to_numpy(dtype=float)
+    above = (table[f"{prefix}ci95_high"] - table[measure]).fillna(0).to_numpy(dtype=float)
     return np.vstack([below, above])
 
 
-def _plain_rows(analysis: Analysis) -> pd.DataFrame:
-    rows = analysis.summary[analysis.summary["expert_level"] == ALL]
-    for column in analysis.by:
-        rows = rows[rows[column] == ALL]
-    return rows.reset_index(drop=True)
+def _bars(axis, x, rows: pd.DataFrame, measure: str, *, capsize: float, **style) -> None:
+    """Bars of `measure` with their 95 % CIs as error bars; a missing value draws nothing."""
+    axis.bar(x, rows[measure].fillna(0), **style)
+    axis.errorbar(
+        x, rows[measure], yerr=_error(rows, measure), fmt="none", ecolor="black",
+        capsize=capsize, linewidth=1,
+    )
+
+
+def _grouped_bars(
+    axis, table: pd.DataFrame, measure: str, column: str, groups: Sequence[str],
+    alphas: Sequence[float], conditions: Sequence[str],
+) -> list[tuple[np.ndarray, pd.DataFrame]]:
+    """One bar per condition and group (`column` value), shaded by group; the bars' x and rows."""
+    width = 0.8 / len(groups)
+    drawn = []
+    for number, (group, alpha) in enumerate(zip(groups, alphas, strict=True)):
+        rows = table[table[column] == group].set_index("condition").reindex(conditions)
+        x = np.arange(len(conditions)) + (number - (len(groups) - 1) / 2) * width
+        _bars(
+            axis, x, rows, measure, capsize=3, width=width * 0.95, label=group, alpha=alpha,
+            color=[_color(c, conditions) for c in conditions], edgecolor="black", linewidth=0.5,
+        )
+        drawn.append((x, rows))
+    axis.set_xticks(range(len(conditions)), conditions)
+    axis.spines[["top", "right"]].set_visible(False)
+    return drawn
 
 
 def _figure_accuracy_by_condition(analysis: Analysis, out_dir: Path) -> FigureFile:
     """The paper's Figure 1B: bars of accuracy per condition, CIs, participants, chance."""
-    rows = _plain_rows(analysis)
+    rows = _summary_parts(analysis)[0]
     conditions = list(rows["condition"])
     figure, (axis,) = _new_figure(1.2 + 1.1 * len(conditions), 3.6)
     positions = np.arange(len(conditions))
-    axis.bar(
-        positions,
-        rows["accuracy"],
-        width=0.6,
+    _bars(
+        axis, positions, rows, "accuracy", capsize=4, width=0.6, alpha=0.85,
         color=[_color(c, conditions) for c in conditions],
-        alpha=0.85,
-    )
-    axis.errorbar(
-        positions,
-        rows["accuracy"],
-        yerr=_error(rows, "accuracy", "ci95_low", "ci95_high"),
-        fmt="none",
-        ecolor="black",
-        capsize=4,
-        linewidth=1.2,
     )
     jitter = np.random.default_rng(0)
     per_participant = analysis.participant_accuracy
@@ -947,10 +963,7 @@ def _figure_accuracy_by_condition(analysis: Analysis, out_dir: Path) -> FigureFi
         positions,
         [f"{c}\n(n={n})" for c, n in zip(conditions, rows["n_participants"], strict=True)],
     )
-    axis.set_ylim(0, 1.02)
-    axis.set_ylabel("proportion correct")
-    _chance_line(axis)
-    axis.spines[["top", "right"]].set_visible(False)
+    _accuracy_axis(axis)
     caption = _caption(rows) + " Dots: participants; error bars: 95 % CI (1.96 × SEM)."
     return _save(figure, out_dir, "accuracy_by_condition", "Accuracy per condition", caption)
 
@@ -971,7 +984,7 @@ def _figure_accuracy_by_layer(analysis: Analysis, out_dir: Path) -> FigureFile |
         axis.errorbar(
             x,
             rows["accuracy"],
-            yerr=_error(rows, "accuracy", "ci95_low", "ci95_high"),
+            yerr=_error(rows, "accuracy"),
             marker="o",
             markersize=4,
             capsize=3,
@@ -984,72 +997,32 @@ def _figure_accuracy_by_layer(analysis: Analysis, out_dir: Path) -> FigureFile |
     axis.set_xticks(range(len(layers)), labels, rotation=30 if slanted else 0,
                     ha="right" if slanted else "center", fontsize=8 if slanted else None)
     axis.set_xlabel("layer")
-    axis.set_ylim(0, 1.02)
-    axis.set_ylabel("proportion correct")
-    _chance_line(axis)
+    _accuracy_axis(axis)
     axis.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.08, 1.0))
-    axis.spines[["top", "right"]].set_visible(False)
-    return _save(
-        figure,
-        out_dir,
-        "accuracy_by_layer",
-        "Accuracy per layer",
-        _caption(table) + " Error bars: 95 % CI.",
-    )
+    caption = _caption(table) + " Error bars: 95 % CI."
+    return _save(figure, out_dir, "accuracy_by_layer", "Accuracy per layer", caption)
 
 
 def _figure_accuracy_by_expert_level(analysis: Analysis, out_dir: Path) -> FigureFile | None:
-    table = analysis.summary[analysis.summary["expert_level"] != ALL]
-    for column in analysis.by:
-        table = table[table[column] == ALL]
+    table = _summary_parts(analysis)[1]
     if table.empty:
         return None
     conditions = _order_conditions(table["condition"])
     levels = list(dict.fromkeys(table["expert_level"]))
     figure, (axis,) = _new_figure(2.5 + 1.2 * len(conditions), 3.6)
-    width = 0.8 / len(levels)
     shades = np.linspace(1.0, 0.45, len(levels))
-    for number, level in enumerate(levels):
-        rows = table[table["expert_level"] == level].set_index("condition").reindex(conditions)
-        x = np.arange(len(conditions)) + (number - (len(levels) - 1) / 2) * width
-        axis.bar(
-            x,
-            rows["accuracy"].fillna(0),
-            width=width * 0.95,
-            label=level,
-            color=[_color(c, conditions) for c in conditions],
-            alpha=float(shades[number]),
-            edgecolor="black",
-            linewidth=0.5,
-        )
-        axis.errorbar(
-            x,
-            rows["accuracy"],
-            yerr=_error(rows, "accuracy", "ci95_low", "ci95_high"),
-            fmt="none",
-            ecolor="black",
-            capsize=3,
-            linewidth=1,
-        )
+    drawn = _grouped_bars(axis, table, "accuracy", "expert_level", levels, shades, conditions)
+    for x, rows in drawn:
         for xi, n in zip(x, rows["n_participants"], strict=True):
             if not pd.isna(n):
                 axis.text(xi, 0.02, f"n={int(n)}", ha="center", va="bottom", fontsize=7)
-    axis.set_xticks(range(len(conditions)), conditions)
-    axis.set_ylim(0, 1.02)
-    axis.set_ylabel("proportion correct")
-    _chance_line(axis)
+    _accuracy_axis(axis)
     axis.legend(
         title="expert level", frameon=False, fontsize=8, title_fontsize=8, loc="upper left",
         bbox_to_anchor=(1.02, 1.0),
     )
-    axis.spines[["top", "right"]].set_visible(False)
-    return _save(
-        figure,
-        out_dir,
-        "accuracy_by_expert_level",
-        "Accuracy per expert level",
-        _caption(table) + " Shades: expert levels; error bars: 95 % CI.",
-    )
+    caption = _caption(table) + " Shades: expert levels; error bars: 95 % CI."
+    return _save(figure, out_dir, "accuracy_by_expert_level", "Accuracy per expert level", caption)
 
 
 def _figure_rt_confidence(analysis: Analysis, out_dir: Path) -> FigureFile | None:
@@ -1063,44 +1036,17 @@ def _figure_rt_confidence(analysis: Analysis, out_dir: Path) -> FigureFile | Non
         "rt_ms": "reaction time (ms, median per participant)",
         "confidence": "confidence (1 to 3)",
     }
-    width = 0.8 / len(OUTCOMES)
     for axis, measure in zip(axes, measures, strict=True):
-        for number, outcome in enumerate(OUTCOMES):
-            rows = table[table["outcome"] == outcome].set_index("condition").reindex(conditions)
-            x = np.arange(len(conditions)) + (number - (len(OUTCOMES) - 1) / 2) * width
-            axis.bar(
-                x,
-                rows[measure].fillna(0),
-                width=width * 0.95,
-                label=outcome,
-                color=[_color(c, conditions) for c in conditions],
-                alpha=(1.0, 0.65, 0.35)[number],
-                edgecolor="black",
-                linewidth=0.5,
-            )
-            axis.errorbar(
-                x,
-                rows[measure],
-                fmt="none",
-                ecolor="black",
-                capsize=2,
-                linewidth=1,
-                yerr=_error(rows, measure, f"{measure}_ci95_low", f"{measure}_ci95_high"),
-            )
-        axis.set_xticks(range(len(conditions)), conditions)
+        _grouped_bars(axis, table, measure, "outcome", OUTCOMES, (1.0, 0.65, 0.35), conditions)
         axis.set_ylabel(labels[measure])
         if measure == "confidence":
             axis.set_ylim(0, 3.2)
-        axis.spines[["top", "right"]].set_visible(False)
     axes[0].legend(title="trials", frameon=False, fontsize=8, title_fontsize=8)
-    shown = table[table["outcome"] == ALL]
-    return _save(
-        figure,
-        out_dir,
-        "rt_confidence",
-        "Reaction time and confidence",
-        _caption(shown) + " Shades: all, correct and incorrect trials; error bars: 95 % CI.",
+    caption = (
+        _caption(table[table["outcome"] == ALL])
+        + " Shades: all, correct and incorrect trials; error bars: 95 % CI."
     )
+    return _save(figure, out_dir, "rt_confidence", "Reaction time and confidence", caption)
 
 
 def _caption(table: pd.DataFrame) -> str:
