@@ -495,7 +495,7 @@ class Analysis:
         }
 
 
-def analyze(trials: pd.DataFrame, by: Sequence[str] = (), source: str = "") -> Analysis:
+def analyze(trials: pd.DataFrame, by: Iterable[str] | None = (), source: str = "") -> Analysis:
     """Run every statistic on a normalised trials table (see `load_trials`)."""
     by = [column for column in parse_by(by) if column not in ("condition", "expert_level")]
     summary = summarize(trials, by)
@@ -512,6 +512,12 @@ def analyze(trials: pd.DataFrame, by: Sequence[str] = (), source: str = "") -> A
         by_layer=accuracy_table(main, ["condition", "layer"]) if "layer" in main else None,
         participant_accuracy=_sorted(participant_accuracy(main, ["condition"]), ["condition"]),
     )
+
+
+def analyze_file(source: Path | str, by: Iterable[str] | None = ()) -> Analysis:
+    """`crowdkit analyze`: read a trials file (or a study's) and analyse it, naming the file."""
+    path = trials_file(source)
+    return analyze(load_trials(path), by=by, source=str(path))
 
 
 def records(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -207,8 +207,7 @@ def analyze(
 
     if source.is_dir():
         out = out or _study(source).report_dir
-    result = analysis.analyze(analysis.load_trials(source), by=analysis.parse_by(by),
-                              source=str(analysis.trials_file(source)))
+    result = analysis.analyze_file(source, by)
     report = analysis.write_report(result, out) if out else None
     if as_json:
         typer.echo(json.dumps(result.to_json(report), allow_nan=False))
