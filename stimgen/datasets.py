@@ -26,7 +26,7 @@ CROP_SIZE = 224
 
 _CROP = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(CROP_SIZE)])
 # Errors a broken or foreign file raises while decoding.
-_DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError,
+DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError,
                   Image.DecompressionBombError)
 
 
@@ -102,11 +102,7 @@ class CropDataset(Dataset):
         index = self.start + i
         try:
             crop = load_crop(self.folder.path(index))
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             return index, torch.zeros(3, CROP_SIZE, CROP_SIZE, dtype=torch.uint8), False
         array = np.asarray(crop, dtype=np.uint8)
         return index, torch.from_numpy(array.copy()).permute(2, 0, 1), True
-
-
-def is_readable_error(exc: BaseException) -> bool:
-    return isinstance(exc, _DECODE_ERRORS)

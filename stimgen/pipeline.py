@@ -52,7 +52,7 @@ from crowdkit.manifest import (
 from crowdkit.study import Study
 from stimgen.config import StimuliConfig
 from stimgen.contact import write_contact_sheet
-from stimgen.datasets import PREPROCESSING, ImageFolder, load_crop
+from stimgen.datasets import DECODE_ERRORS, PREPROCESSING, ImageFolder, load_crop
 from stimgen.exemplars import ScanResult, assign_batches, scan_dataset
 from stimgen.featurevis import (
     DIRECTIONS,
@@ -367,7 +367,7 @@ def _save_crops(cfg: StimuliConfig, folder: ImageFolder, destinations: dict[int,
     def encode(index: int) -> tuple[int, bytes]:
         try:
             crop = load_crop(folder.path(index))
-        except OSError as exc:
+        except DECODE_ERRORS as exc:
             raise CrowdkitError(
                 f"{folder.path(index)} could not be read again after the scan ({exc}); "
                 "did the dataset change? Run `crowdkit stimuli` again"

@@ -4,6 +4,7 @@ the paper's batches, re-runs that reuse work, interruptions, and clear errors.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -267,3 +268,16 @@ def test_cli_errors_are_one_line(tmp_path):
     assert run.stderr.strip().splitlines() == [
         "error: [stimuli] units: '4a:999': channel 999 is out of range for 4a (0-507)"]
     assert not (root / "stimuli").exists()
+
+
+def test_a_source_image_that_breaks_after_the_scan_is_a_clear_error(copy_of_rendered):
+    root = copy_of_rendered
+    manifest = load_manifest(root / "stimuli" / "manifest.json")
+    ref = manifest.units[0].natural.batches[0].max[0]
+    (root / "stimuli" / ref.path).write_bytes(b"damaged")  # so its crop is saved again
+    source = root / "images" / ref.source
+    stat = source.stat()
+    source.write_bytes(b"x" * stat.st_size)  # same size and time: the scan is reused
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(CrowdkitError, match="could not be read again after the scan"):
+        render_study_stimuli(load_study(root), progress=False)
