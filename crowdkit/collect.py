@@ -40,6 +40,7 @@ from crowdkit.design import AnswerKey, TrialKey
 from crowdkit.errors import CrowdkitError
 from crowdkit.files import write_atomically
 from crowdkit.payload import Payload
+from crowdkit.turk import paginate
 
 DATA_FIELD = "data"
 LISTED_STATUSES = ["Submitted", "Approved", "Rejected"]
@@ -397,20 +398,9 @@ def refresh_expert_qualification(ledger: Any, client_for: ClientFor, config: Any
             target, config.qualifications.expert_qualification)
         if type_id is None:
             continue
-        client = client_for(target)
-        workers: list[str] = []
-        token = None
-        while True:
-            kwargs: dict[str, Any] = {"QualificationTypeId": type_id, "Status": "Granted",
-                                      "MaxResults": PAGE_SIZE}
-            if token:
-                kwargs["NextToken"] = token
-            page = client.list_workers_with_qualification_type(**kwargs)
-            workers += [q["WorkerId"] for q in page.get("Qualifications", [])]
-            token = page.get("NextToken")
-            if not token or not page.get("Qualifications"):
-                break
-        ledger.set_expert_qualification_workers(target, sorted(set(workers)))
+        holders = paginate(client_for(target).list_workers_with_qualification_type,
+                           "Qualifications", QualificationTypeId=type_id, Status="Granted")
+        ledger.set_expert_qualification_workers(target, sorted({q["WorkerId"] for q in holders}))
 
 
 # ---------------------------------------------------------------------------- the data set
