@@ -76,6 +76,11 @@ def main_rows(participant: str, condition: str, n_correct: int, n_wrong: int) ->
     ] * n_wrong
 
 
+def many_main_rows(*scores: tuple[str, str, int, int]) -> list[tuple]:
+    """Main trials of several (participant, condition, n_correct, n_wrong) scores."""
+    return [trial for score in scores for trial in main_rows(*score)]
+
+
 def row(summary: pd.DataFrame, **match: str) -> pd.Series:
     selected = summary
     for column, value in match.items():
@@ -176,11 +181,9 @@ def test_practice_catch_and_excluded_participants_are_left_out_and_counted() -> 
 
 
 def test_split_by_expert_level_and_by_columns() -> None:
-    rows = (
-        main_rows("e1", "natural", 2, 0)
-        + main_rows("e2", "natural", 1, 1)
-        + main_rows("l1", "natural", 1, 1)
-        + main_rows("l2", "natural", 0, 2)
+    rows = many_main_rows(
+        ("e1", "natural", 2, 0), ("e2", "natural", 1, 1), ("l1", "natural", 1, 1),
+        ("l2", "natural", 0, 2),
     )
     experts = ["expert" if p.startswith("e") else "lay" for p, *_ in rows]
     layers = ["mixed4a", "mixed10b"] * (len(rows) // 2)
@@ -216,11 +219,11 @@ def test_rt_is_the_median_per_participant_and_confidence_the_mean() -> None:
 
 def test_within_participants_comparison_is_paired_with_cohens_dz() -> None:
     # Differences natural - synthetic per participant: 0.5, 0.25, 0.25.
-    rows = []
-    for participant, natural_correct, synthetic_correct in [("a", 4, 2), ("b", 3, 2), ("c", 2, 1)]:
-        rows += main_rows(participant, "natural", natural_correct, 4 - natural_correct)
-        rows += main_rows(participant, "synthetic", synthetic_correct, 4 - synthetic_correct)
-    data = trials(rows)
+    data = trials(many_main_rows(
+        ("a", "natural", 4, 0), ("a", "synthetic", 2, 2),
+        ("b", "natural", 3, 1), ("b", "synthetic", 2, 2),
+        ("c", "natural", 2, 2), ("c", "synthetic", 1, 3),
+    ))
     assert analysis.infer_design(data) == "within"
     pair = row(analysis.compare_conditions(data), condition_a="natural")
     differences = pd.Series([0.5, 0.25, 0.25])
@@ -232,13 +235,10 @@ def test_within_participants_comparison_is_paired_with_cohens_dz() -> None:
 
 
 def test_between_participants_comparison_is_unpaired_with_pooled_d() -> None:
-    rows = (
-        main_rows("a", "natural", 4, 0)
-        + main_rows("b", "natural", 3, 1)
-        + main_rows("c", "synthetic", 2, 2)
-        + main_rows("d", "synthetic", 1, 3)
-    )
-    data = trials(rows)
+    data = trials(many_main_rows(
+        ("a", "natural", 4, 0), ("b", "natural", 3, 1),
+        ("c", "synthetic", 2, 2), ("d", "synthetic", 1, 3),
+    ))
     assert analysis.infer_design(data) == "between"
     pair = row(analysis.compare_conditions(data), condition_a="natural")
     # Both groups have SD sqrt(0.03125); the difference of means is 0.5.
@@ -252,9 +252,7 @@ def test_between_participants_comparison_is_unpaired_with_pooled_d() -> None:
 
 
 def test_identical_scores_give_no_test_rather_than_a_crash() -> None:
-    rows = []
-    for participant in ("a", "b", "c"):
-        rows += main_rows(participant, "natural", 1, 1) + main_rows(participant, "synthetic", 1, 1)
+    rows = many_main_rows(*((p, c, 1, 1) for p in "abc" for c in ("natural", "synthetic")))
     pair = row(analysis.compare_conditions(trials(rows)), condition_a="natural")
     assert pair["difference"] == 0
     assert math.isnan(pair["effect_size"]) and math.isnan(pair["t"])
