@@ -170,9 +170,6 @@ def judge(records: list[Any], config: Any, expert_workers: dict[str, set[str]]) 
     quality = config.quality
     for record in records:
         record.rules = evaluate_rules(record, quality, config.page.questionnaire)
-        record.rules["complete"] = RuleResult(record.rules["complete"].passed,
-                                              record.rules["complete"].value,
-                                              quality.require_complete)
     mark_first_assignments(records, quality.first_assignment_only)
     for record in records:
         record.reasons = [name for name in RULES if record.rules[name].excludes]
