@@ -460,6 +460,7 @@ def _feature_visualizations(
             max=[ImageRef.model_validate(r) for r in mx["images"]],
             min=[ImageRef.model_validate(r) for r in mn["images"]],
             parameters={
+                "preset": cfg.synthetic.preset,
                 **settings.as_dict(),
                 "seed": seed,
                 "transform_seed": transform_seed,

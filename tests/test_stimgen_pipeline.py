@@ -149,6 +149,7 @@ def test_synthetic_images_are_rescored_and_recorded_with_their_settings(rendered
             with Image.open(root / "stimuli" / side[0].path) as image:
                 assert image.size == (28, 28)  # 32 px cropped by 2 px per side
         params = synthetic.parameters
+        assert params["preset"] == "iclr2021"  # the preset's name is kept with its overrides
         assert (params["steps"], params["image_size"], params["crop"]) == (3, 32, 2)
         assert (params["lr"], params["diversity_weight"], params["jitter"]) == (0.05, 100.0, 16)
         assert params["init_seed"]["max"] != params["init_seed"]["min"]
