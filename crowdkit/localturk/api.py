@@ -13,7 +13,7 @@ import json
 import re
 import sqlite3
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from crowdkit.localturk import quals
 from crowdkit.localturk.db import new_id
@@ -24,7 +24,7 @@ from crowdkit.localturk.errors import (
     out_of_range,
     wrong_state,
 )
-from crowdkit.localturk.fees import LARGE_HIT_ASSIGNMENTS, bonus_fee
+from crowdkit.localturk.fees import CENT, LARGE_HIT_ASSIGNMENTS, bonus_fee
 from crowdkit.localturk.market import HIT_SELECT, REQUESTER_VISIBLE, HitState, Market
 from crowdkit.localturk.xml import QuestionXMLError, parse_question
 
@@ -91,13 +91,12 @@ def _integer(params: dict, name: str, lo: int, hi: int, default: int | None = No
 
 
 def _money(params: dict, name: str, minimum: Decimal) -> Decimal:
+    """An amount as MTurk takes it on the wire ("0.50"). Not units.parse_money: that one
+    also reads "$0.50" from study.toml, and a test double must refuse what MTurk refuses."""
     value = _required(params, name)
     if not isinstance(value, str) or not _MONEY.match(value):
         raise out_of_range(name, value, "It must be an amount such as 0.50 (USD).")
-    try:
-        amount = Decimal(value).quantize(Decimal("0.01"))
-    except InvalidOperation as exc:  # pragma: no cover - the pattern already guards this
-        raise out_of_range(name, value, "It must be an amount such as 0.50.") from exc
+    amount = Decimal(value).quantize(CENT)  # the pattern leaves nothing Decimal cannot read
     if amount < minimum:
         raise out_of_range(name, value, f"It must be at least {minimum}.")
     return amount
@@ -203,6 +202,13 @@ class RequesterAPI:
             "RequesterFeedback": row["requester_feedback"],
         })
 
+    def _undeleted_hit(self, hit_id: str) -> sqlite3.Row:
+        """The HIT, refused as MTurk refuses changes to a deleted (Disposed) one."""
+        hit = self.market.require_hit(hit_id)
+        if hit["disposed"]:
+            raise wrong_state("HIT", "Disposed", "Assignable, Unassignable, Reviewable")
+        return hit
+
     def _hit_answer(self, hit_id: str) -> dict:
         return {"HIT": self.hit_json(self.market.state(self.market.require_hit(hit_id),
                                                        self.db.now()))}
@@ -268,6 +274,14 @@ class RequesterAPI:
                 "AWS.MechanicalTurk.HitAlreadyExists",
             )
 
+    def _fresh_token(self, scope: str, params: dict) -> str | None:
+        """The request's UniqueRequestToken, refused as MTurk does when already used."""
+        token = _token(params)
+        if token is not None and self._used_token(scope, token) is not None:
+            raise RequestError(f'The idempotency token "{token}" has already been processed.',
+                               "AWS.MechanicalTurk.DuplicateRequest")
+        return token
+
     def _used_token(self, scope: str, token: str) -> str | None:
         """The result a token already produced within MTurk's 24-hour window, if any."""
         row = self.db.one(
@@ -327,9 +341,7 @@ class RequesterAPI:
                 **_next_token("hits", rows, size, lambda r: r["rid"])}
 
     def update_expiration_for_hit(self, params: dict) -> dict:
-        hit = self.market.require_hit(_text(params, "HITId", 64))
-        if hit["disposed"]:
-            raise wrong_state("HIT", "Disposed", "Assignable, Unassignable, Reviewable")
+        hit = self._undeleted_hit(_text(params, "HITId", 64))
         now = self.db.now()
         expire_at = max(_timestamp(params, "ExpireAt"), now)
         if expire_at > now + MAX_DURATION_S:
@@ -355,14 +367,9 @@ class RequesterAPI:
         return {}
 
     def create_additional_assignments_for_hit(self, params: dict) -> dict:
-        hit = self.market.require_hit(_text(params, "HITId", 64))
+        hit = self._undeleted_hit(_text(params, "HITId", 64))
         extra = _integer(params, "NumberOfAdditionalAssignments", 1, 1_000_000)
-        token = _token(params)
-        if token is not None and self._used_token("extend", token) is not None:
-            raise RequestError(f'The idempotency token "{token}" has already been processed.',
-                               "AWS.MechanicalTurk.DuplicateRequest")
-        if hit["disposed"]:
-            raise wrong_state("HIT", "Disposed", "Assignable, Unassignable, Reviewable")
+        token = self._fresh_token("extend", params)
         before = hit["max_assignments"]
         if before < LARGE_HIT_ASSIGNMENTS <= before + extra:
             raise RequestError(
@@ -411,9 +418,7 @@ class RequesterAPI:
         feedback = _text(params, "RequesterFeedback", 1024, required=False)
         now = self.db.now()
         if row["status"] == "Rejected" and params.get("OverrideRejection"):
-            hit = self.market.require_hit(row["hit_id"])
-            if hit["disposed"]:
-                raise wrong_state("HIT", "Disposed", "Assignable, Unassignable, Reviewable")
+            hit = self._undeleted_hit(row["hit_id"])
             self.market.ensure_funds(sum(self.market.assignment_cost(hit)), now)
         elif row["status"] != "Submitted":
             raise wrong_state("assignment", row["status"], "Submitted")
@@ -437,10 +442,7 @@ class RequesterAPI:
         amount = _money(params, "BonusAmount", Decimal("0.01"))
         row = self._assignment(_text(params, "AssignmentId", 64))
         reason = _text(params, "Reason", 4096)
-        token = _token(params)
-        if token is not None and self._used_token("bonus", token) is not None:
-            raise RequestError(f'The idempotency token "{token}" has already been processed.',
-                               "AWS.MechanicalTurk.DuplicateRequest")
+        token = self._fresh_token("bonus", params)
         if row["worker_id"] != worker_id:
             raise RequestError(
                 f"Assignment {row['assignment_id']} was not done by worker {worker_id}.",
