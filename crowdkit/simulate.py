@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crowdkit.errors import CrowdkitError
+from crowdkit.turk import NUMBER_APPROVED, PERCENT_APPROVED
 
 CARELESS_KINDS = ("same-side", "fast", "catch-fail")
 FRAUD_KINDS = ("extra-field", "unknown-trial", "duplicate-trial", "confidence-7",
@@ -45,9 +46,7 @@ _TASK_DATA = re.compile(
     r'<script[^>]*id="task-data"[^>]*>(.*?)</script>', re.DOTALL | re.IGNORECASE)
 USER_AGENT = "crowdkit-simulate/1 (simulated participant)"
 # MTurk's system qualifications: a simulated worker is an experienced, well-rated one.
-NUMBER_HITS_APPROVED = "00000000000000000040"
-PERCENT_ASSIGNMENTS_APPROVED = "000000000000000000L0"
-EXPERIENCED = {NUMBER_HITS_APPROVED: 5000, PERCENT_ASSIGNMENTS_APPROVED: 99}
+EXPERIENCED = {NUMBER_APPROVED: 5000, PERCENT_APPROVED: 99}
 
 
 @dataclass
