@@ -29,17 +29,10 @@ from crowdkit.ledger import Ledger  # noqa: E402
 from crowdkit.localturk import LocalTurk, question_form_answers  # noqa: E402
 from crowdkit.localturk.db import new_id  # noqa: E402
 from crowdkit.simulate import SimulationSettings, answer_task, oracle  # noqa: E402
-from crowdkit.templates import render_question  # noqa: E402
+from crowdkit.templates import page_data, render_question  # noqa: E402
 from tests.collect_helpers import designed_study  # noqa: E402
 
 PER_HIT = 100
-
-
-def page_task(public) -> dict:
-    """What the worker's page embeds for a task (the fields answer_task reads)."""
-    return {"task": public.task_id, "settings": {"attempts": 3}, "trials": [
-        {"id": t.trial_id, "phase": t.phase, "cond": t.condition,
-         **({"answer": t.feedback.correct} if t.feedback else {})} for t in public.trials]}
 
 
 def fill(study, turk: LocalTurk, n: int) -> list[tuple[str, object]]:
@@ -71,8 +64,9 @@ def fill(study, turk: LocalTurk, n: int) -> list[tuple[str, object]]:
     rows = []
     now = turk.now()
     for hit_id, task, slots in hits:
+        page = page_data(task.public, study.config, turk.file_url(""))  # what the page embeds
         for _ in range(slots):
-            data = answer_task(page_task(task.public), truth, "careful", settings, rng)
+            data = answer_task(page, truth, "careful", settings, rng)
             answer = question_form_answers([("data", json.dumps(data, separators=(",", ":")))])
             rows.append((new_id(), hit_id, f"ABENCH{len(rows):07d}", now - 600, now + 3000,
                          now, now + 86400, answer))
