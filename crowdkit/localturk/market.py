@@ -108,6 +108,13 @@ class Market:
                                "AWS.MechanicalTurk.HITDoesNotExist")
         return row
 
+    def worker_hit(self, hit_id: str) -> sqlite3.Row:
+        """The HIT as workers see it: a deleted HIT is as gone as one that never was."""
+        row = self.hit_row(hit_id)
+        if row is None or row["disposed"]:
+            raise WorkerError(f"HIT {hit_id} does not exist", 404)
+        return row
+
     def states(self, rows: list[sqlite3.Row], now: float) -> list[HitState]:
         """The states of many HITs with one query over their assignments."""
         if not rows:
@@ -268,9 +275,7 @@ class Market:
         with self.db.transaction() as db:
             now = db.now()
             self.ensure_worker(worker_id)
-            row = self.hit_row(hit_id)
-            if row is None or row["disposed"]:
-                raise WorkerError(f"HIT {hit_id} does not exist", 404)
+            row = self.worker_hit(hit_id)
             state = self.state(row, now)
             if state.expired:
                 raise WorkerError(f"HIT {hit_id} has expired", 409)

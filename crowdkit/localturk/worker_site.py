@@ -202,9 +202,7 @@ class WorkerSite:
 
     def _preview_page(self, req: Request, worker_id: str, hit_id: str) -> str:
         self.market.settle()
-        row = self.market.hit_row(hit_id)
-        if row is None or row["disposed"]:
-            raise WorkerError(f"HIT {hit_id} does not exist", 404)
+        row = self.market.worker_hit(hit_id)
         state = self.market.state(row, self.market.db.now())
         access = self.market.access(worker_id, state.requirements)
         if not access["preview"]:
@@ -292,9 +290,9 @@ local history.</p>
     # --- the HIT's page and its submission --------------------------------------------
     def _question(self, req: Request) -> Response:
         match = _QUESTION.match(req.path)
-        row = self.market.hit_row(match.group(1)) if match else None
-        if row is None or row["disposed"]:
-            raise WorkerError("no such HIT", 404)
+        if match is None:
+            raise WorkerError(f"no such page: {req.path}", 404)
+        row = self.market.worker_hit(match.group(1))
         question = parse_question(row["question"])
         if question.kind == "ExternalQuestion":
             return Response(302, b"", {"Location": with_query(question.external_url,
