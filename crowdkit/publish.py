@@ -23,8 +23,9 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -746,26 +747,13 @@ def _crash_point(name: str) -> None:
 _CRASH_COUNTS: dict[str, int] = {}
 
 
-class _progress:
-    """A rich progress bar as a context manager yielding `advance(n)`; silent when off."""
+@contextmanager
+def _progress(enabled: bool, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar (rich draws nothing when disabled) as `advance(n)`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    def __init__(self, enabled: bool, description: str, total: int) -> None:
-        self.enabled = enabled and total > 0
-        self.description = description
-        self.total = total
-        self._progress: Any = None
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        self._progress = Progress("[progress.description]{task.description}", BarColumn(),
-                                  MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
-        self._progress.start()
-        task = self._progress.add_task(self.description, total=self.total)
-        return lambda n: self._progress.update(task, advance=n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(),
+                  disable=not enabled or total == 0) as bars:
+        task = bars.add_task(description, total=total)
+        yield lambda n: bars.advance(task, n)
