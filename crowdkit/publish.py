@@ -40,6 +40,7 @@ from crowdkit.store import (
     S3Store,
     Store,
     images_from_ledger,
+    over_budget,
     task_download_bytes,
 )
 from crowdkit.study import Study, StudyConfig
@@ -300,9 +301,6 @@ class Rendered:
     questions: dict[str, str]
     sizes: dict[str, int]
 
-    def over_budget(self, budget_mb: float) -> dict[str, int]:
-        return {t: n for t, n in self.sizes.items() if n > budget_mb * MB}
-
 
 def render_tasks(study: Study, tasks: list[Any], image_rows: dict[str, Any],
                  image_base_url: str) -> Rendered:
@@ -520,7 +518,7 @@ def _plan_run(study: Study, target: str, ledger: Any, base_url: str,
     result = PublishResult(
         target=target, hits_total=len(plans), already=len(plans) - len(todo),
         cost=estimate_cost(todo, config), sizes=rendered.sizes,
-        over_budget=rendered.over_budget(config.storage.hit_size_budget_mb))
+        over_budget=over_budget(rendered.sizes, config.storage.hit_size_budget_mb))
     return _Run(study, target, ledger, tasks, image_rows, plans, recorded, todo, rendered,
                 result, echo, show_progress, max(1, workers))
 
