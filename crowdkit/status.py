@@ -18,7 +18,7 @@ from crowdkit import turk
 from crowdkit.errors import CrowdkitError
 from crowdkit.publish import assignment_fees, bonus_fee
 from crowdkit.study import Study
-from crowdkit.units import money_str
+from crowdkit.units import format_duration, money_str
 
 STATUS_WORKERS = 8
 # An ExpireAt in the past makes MTurk expire a HIT at once.
@@ -159,14 +159,11 @@ def _hit_status(client: Any, row: Any, now: datetime, masters: bool) -> HitStatu
 
 
 def format_duration_left(seconds: int) -> str:
+    """Time left, spelt like study.toml's durations: to the hour past a day, else the minute."""
     if seconds <= 0:
         return "expired"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m"
+    step = 3600 if seconds >= 86400 else 60 if seconds >= 60 else 1
+    return format_duration(seconds - seconds % step)
 
 
 def print_status(status: StudyStatus, echo: Callable[[str], None] = print) -> None:
