@@ -179,8 +179,8 @@ def render_study_stimuli(
         sheets = {}
         if cfg.contact_sheets:
             task = bars.add_task("contact sheets", total=len(manifest_units))
-            for unit in manifest_units:
-                path = write_contact_sheet(unit, out, out / "contact_sheets" / f"{_slug(unit)}.png")
+            for ref, unit in zip(units, manifest_units, strict=True):
+                path = write_contact_sheet(unit, out, out / "contact_sheets" / f"{ref.slug}.png")
                 sheets[unit.id] = path.relative_to(out).as_posix()
                 result.contact_sheets.append(path)
                 bars.advance(task)
@@ -254,8 +254,7 @@ def _natural_exemplars(
     k = cfg.images_per_side
     data_key = fingerprint({"model": model.fingerprint(), "dataset": folder.fingerprint()})
     natural_key = fingerprint({"data": data_key, "k": k, "batches": cfg.batches,
-                               "per_batch": cfg.images_per_batch, "format": cfg.image_format,
-                               "quality": cfg.jpeg_quality if cfg.image_format == "jpeg" else 0})
+                               "per_batch": cfg.images_per_batch, **_encoding(cfg)})
     natural: dict[str, NaturalExemplars] = {}
     todo: list[UnitRef] = []
     for unit in units:
@@ -321,7 +320,7 @@ def _write_exemplars(
     out: Path, bars: Progress,
 ) -> dict[str, NaturalExemplars]:
     """Assign batches and save each chosen crop; each source image is decoded once."""
-    ext = "jpg" if cfg.image_format == "jpeg" else "png"
+    ext = _extension(cfg)
     plans: dict[str, list[tuple[list, list]]] = {}
     destinations: dict[int, list[Path]] = {}
     for unit in units:
@@ -380,10 +379,19 @@ def _save_crops(cfg: StimuliConfig, folder: ImageFolder, destinations: dict[int,
         for index, data in pool.map(encode, sorted(destinations)):
             digests[index] = sha256_bytes(data)
             for path in destinations[index]:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
+                write_atomically(path, data)
             bars.advance(task)
     return digests
+
+
+def _extension(cfg: StimuliConfig) -> str:
+    return "jpg" if cfg.image_format == "jpeg" else "png"
+
+
+def _encoding(cfg: StimuliConfig) -> dict[str, Any]:
+    """What decides an image file's bytes besides its pixels, for the cache keys."""
+    return {"format": cfg.image_format,
+            "quality": cfg.jpeg_quality if cfg.image_format == "jpeg" else 0}
 
 
 def _encode(image: Image.Image, cfg: StimuliConfig) -> bytes:
@@ -417,8 +425,7 @@ def _feature_visualizations(
     settings = RenderSettings.from_dict(cfg.synthetic.settings())
     transform_seed = derive_seed(seed, "synthetic-transforms")
     base = {"model": model.fingerprint(), "settings": settings.as_dict(),
-            "transform_seed": transform_seed, "format": cfg.image_format,
-            "quality": cfg.jpeg_quality if cfg.image_format == "jpeg" else 0}
+            "transform_seed": transform_seed, **_encoding(cfg)}
     records: dict[tuple[str, str], dict[str, Any]] = {}
     todo: list[RenderTarget] = []
     keys: dict[tuple[str, str], str] = {}
@@ -477,15 +484,14 @@ def _feature_visualizations(
 
 def _save_group(cfg: StimuliConfig, unit: UnitRef, group: RenderedGroup, out: Path) -> dict:
     """Save a group's images in ascending order of re-scored activation."""
-    ext = "jpg" if cfg.image_format == "jpeg" else "png"
+    ext = _extension(cfg)
     direction = group.target.direction
     order = np.argsort(np.asarray(group.activations), kind="stable")
     refs = []
     for rank, i in enumerate(order):
         data = _encode(Image.fromarray(group.images[i]), cfg)
         rel = f"{unit.slug}/synthetic/{direction}_{rank}.{ext}"
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_bytes(data)
+        write_atomically(out / rel, data)
         refs.append({"path": rel, "sha256": sha256_bytes(data),
                      "activation": group.activations[i]})
     return {"images": refs, "init_seed": group.target.init_seed,
@@ -494,10 +500,6 @@ def _save_group(cfg: StimuliConfig, unit: UnitRef, group: RenderedGroup, out: Pa
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def _slug(unit: Unit) -> str:
-    return UnitRef(unit.id, unit.layer, unit.channel, unit.label, unit.selection).slug
 
 
 def _version() -> str:
