@@ -1,6 +1,7 @@
 """Helpers for the collect, quality, review and simulate tests.
 
-- `designed_study`: a small designed study (tests/factories.py) with its tasks in the ledger.
+- `designed_study`: a small designed study (tests/factories.py) with its tasks in the ledger;
+  `study_with_hits`: the same with one recorded HIT per task (`HITS`).
 - `FakeMTurk`: an in-memory stand-in for boto3's MTurk client with MTurk's paging, for tests
   that need exact control over what the service returns (odd answers, page sizes, errors).
 - `publish_local`: HITs for every task on a running LocalTurk, recorded in the ledger the
@@ -38,6 +39,16 @@ def designed_study(root: Path, extra_toml: str = QUALITY_TOML, **kwargs: Any) ->
             f.write(extra_toml)
     study = load_study(root)
     design_study(study)
+    return study
+
+
+HITS = {"t0000": "HIT0000", "t0001": "HIT0001", "t0002": "HIT0002", "t0003": "HIT0003"}
+
+
+def study_with_hits(root: Path) -> Study:
+    """`designed_study` with one created HIT per task, task id -> HIT id as in `HITS`."""
+    study = designed_study(root)
+    add_hits(study, HITS)
     return study
 
 

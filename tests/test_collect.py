@@ -22,22 +22,20 @@ from crowdkit.errors import CrowdkitError, LedgerBusy
 from crowdkit.ledger import Ledger
 from crowdkit.study import Study
 from tests.collect_helpers import (
+    HITS,
     FakeMTurk,
     add_hits,
     answer_xml,
     designed_study,
     payload,
+    study_with_hits,
     task_keys,
 )
-
-HITS = {"t0000": "HIT0000", "t0001": "HIT0001", "t0002": "HIT0002", "t0003": "HIT0003"}
 
 
 @pytest.fixture
 def study(tmp_path: Path) -> Study:
-    study = designed_study(tmp_path / "study")
-    add_hits(study, HITS)
-    return study
+    return study_with_hits(tmp_path / "study")
 
 
 @pytest.fixture

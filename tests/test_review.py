@@ -11,16 +11,7 @@ from crowdkit.errors import CrowdkitError
 from crowdkit.ledger import Ledger
 from crowdkit.review import bonus_token, plan_review, review
 from crowdkit.study import Study, load_study
-from tests.collect_helpers import (
-    FakeMTurk,
-    add_hits,
-    answer_xml,
-    designed_study,
-    payload,
-    task_keys,
-)
-
-HITS = {"t0000": "HIT0000", "t0001": "HIT0001", "t0002": "HIT0002", "t0003": "HIT0003"}
+from tests.collect_helpers import FakeMTurk, answer_xml, payload, study_with_hits, task_keys
 
 
 def with_review(study: Study, toml: str) -> Study:
@@ -32,8 +23,7 @@ def with_review(study: Study, toml: str) -> Study:
 @pytest.fixture
 def collected(tmp_path: Path) -> tuple[Study, FakeMTurk, dict[str, str]]:
     """Four assignments: good, careless (always top), tampered, and broken; collected."""
-    study = designed_study(tmp_path / "study")
-    add_hits(study, HITS)
+    study = study_with_hits(tmp_path / "study")
     keys = task_keys(study)
     fake = FakeMTurk(page_size=100)
     tampered = payload(keys["t0002"])
