@@ -30,6 +30,7 @@ from crowdkit.templates import (
     html_question_xml,
     question_size,
     render_task_html,
+    trial_image_keys,
 )
 
 FAKE_WORKER_ID = "APREVIEWWORKER0000"
@@ -64,14 +65,12 @@ class PreviewServer:
         images: Mapping[str, Path],
         *,
         study_root: Path | None = None,
-        templates_dir: Path | None = None,
         port: int = 0,
     ) -> None:
         self.task = task
         self.config = config
         self.images = dict(images)
         self.study_root = study_root
-        self.templates_dir = templates_dir
         self.port = port
         self.page = ""
         self.submissions: list[Submission] = []
@@ -103,8 +102,7 @@ class PreviewServer:
     @property
     def image_count(self) -> int:
         """How many distinct images the task shows."""
-        return len({key for t in self.task.trials for key in (
-            *t.references.left, *t.references.right, t.queries.top, t.queries.bottom)})
+        return len({key for trial in self.task.trials for key in trial_image_keys(trial)})
 
     @property
     def question_bytes(self) -> int:
@@ -123,8 +121,7 @@ class PreviewServer:
         self.port = self._httpd.server_address[1]
         try:
             self.page = render_task_html(
-                self.task, self.config, f"{self.base_url}/images/",
-                templates_dir=self.templates_dir, study_root=self.study_root,
+                self.task, self.config, f"{self.base_url}/images/", study_root=self.study_root
             )
         except BaseException:
             self._httpd.server_close()

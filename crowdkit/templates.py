@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import functools
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 import hit_templates
-from crowdkit.design import PublicTask
+from crowdkit.design import PublicTask, PublicTrial
 from crowdkit.errors import ConfigError, CrowdkitError
 from crowdkit.study import StudyConfig
 from crowdkit.units import money_str
@@ -88,10 +87,6 @@ def describe_duration(seconds: int) -> str:
     return "about " + " ".join(parts)
 
 
-def describe_money(amount: Decimal) -> str:
-    return f"${money_str(amount)}"
-
-
 def check_public_task(task: PublicTask) -> None:
     """Refuse a task the page could leak the answer from, before any of it is rendered.
 
@@ -100,7 +95,7 @@ def check_public_task(task: PublicTask) -> None:
     """
     where = f"task {task.task_id}"
     for trial in task.trials:
-        for key in _trial_keys(trial):
+        for key in trial_image_keys(trial):
             if not _IMAGE_KEY.match(key):
                 raise CrowdkitError(
                     f"{where}, trial {trial.trial_id}: image key {key!r} is not a content-hash "
@@ -115,14 +110,15 @@ def check_public_task(task: PublicTask) -> None:
             )
         for field in ("trial_id", "condition"):
             value = getattr(trial, field)
-            if _TELLTALE.search(value):
+            if telltale := _TELLTALE.search(value):
                 raise CrowdkitError(
                     f"{where}: test trial {field} {value!r} contains "
-                    f"{_TELLTALE.search(value).group(0)!r}, which would leak the answer"
+                    f"{telltale.group(0)!r}, which would leak the answer"
                 )
 
 
-def _trial_keys(trial) -> list[str]:
+def trial_image_keys(trial: PublicTrial) -> list[str]:
+    """A trial's image keys in screen order: left references, right references, top, bottom."""
     refs = trial.references
     return [*refs.left, *refs.right, trial.queries.top, trial.queries.bottom]
 
@@ -134,7 +130,7 @@ def page_data(task: PublicTask, config: StudyConfig, image_base_url: str) -> dic
     top query, bottom query); each trial says how many references each side has.
     """
     check_public_task(task)
-    keys = [key for trial in task.trials for key in _trial_keys(trial)]
+    keys = [key for trial in task.trials for key in trial_image_keys(trial)]
     digests, exts = [], []
     for key in keys:
         hex_digest, ext = _IMAGE_KEY.match(key).groups()
@@ -188,16 +184,14 @@ def render_task_html(
     config: StudyConfig,
     image_base_url: str,
     *,
-    templates_dir: Path | None = None,
     study_root: Path | None = None,
 ) -> str:
     """Render one task into the worker's page: one self-contained HTML document.
 
-    Templates in `templates_dir` -- or else in [page] templates_dir, relative to
-    `study_root` -- take precedence over the packaged ones, file by file.
+    Templates in [page] templates_dir, relative to `study_root`, take precedence over the
+    packaged ones, file by file.
     """
-    override = templates_dir if templates_dir is not None else _study_templates(config, study_root)
-    env = template_environment(override)
+    env = template_environment(_study_templates(config, study_root))
     d = config.design
     strong_side = d.max_side
     weak_side = "left" if strong_side == "right" else "right"
@@ -207,7 +201,7 @@ def render_task_html(
         "title": config.hit.title,
         "description": config.hit.description,
         "expected_time": describe_duration(config.hit.expected_time),
-        "reward": describe_money(config.hit.reward),
+        "reward": f"${money_str(config.hit.reward)}",
         "page": config.page,
         "texts": config.page.texts,
         "instructions": config.page.instructions,
@@ -282,12 +276,8 @@ def render_question(
     image_base_url: str,
     *,
     study_root: Path | None = None,
-    templates_dir: Path | None = None,
 ) -> str:
     """The HTMLQuestion XML for one task, checked against MTurk's size limit."""
-    html = render_task_html(
-        task, config, image_base_url, templates_dir=templates_dir, study_root=study_root
-    )
-    xml = html_question_xml(html)
+    xml = html_question_xml(render_task_html(task, config, image_base_url, study_root=study_root))
     check_question_size(xml, task.task_id)
     return xml
