@@ -312,7 +312,6 @@ class LayerInfo:
     name: str
     channels: int
     order: int  # position in execution order among the probed layers
-    shape: tuple[int, ...]
 
 
 class FeatureTap:
@@ -399,8 +398,7 @@ def probe_layers(
         outputs = tap(x)
         order = tap.execution_order
     return {
-        name: LayerInfo(name, int(outputs[name].shape[1]), order.index(name),
-                        tuple(outputs[name].shape[1:]))
+        name: LayerInfo(name, int(outputs[name].shape[1]), order.index(name))
         for name in layers
     }
 
