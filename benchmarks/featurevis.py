@@ -69,17 +69,18 @@ def lucent_renderer(units, device, steps: int):
     return rate
 
 
-def stimgen_renderer(units, device, steps: int):
+def stimgen_renderer(model, units, steps: int):
     """A function timing stimgen's batched renderer on the same work."""
     from stimgen.featurevis import RenderSettings, RenderTarget, render_targets
-    from stimgen.models import load_model, probe_layers
+    from stimgen.models import probe_layers
 
-    model = load_model("inceptionv1", "random", seed=0, device=device)
+    device = model.device
     settings = RenderSettings(steps=steps, image_size=SIZE, crop=16, lr=LR,
                               diversity_weight=DIVERSITY, n_images=N_IMAGES, jitter=16,
                               scales=tuple(SCALES), rotations=tuple(ROTATIONS), final_jitter=8)
     targets = [RenderTarget(u.id, u.layer, u.channel, "max", i) for i, u in enumerate(units)]
     order = {n: info.order for n, info in probe_layers(model, [u.layer for u in units]).items()}
+
     def rate() -> float:
         _sync(device)
         start = time.perf_counter()
@@ -113,10 +114,11 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     steps = args.steps or (50 if device.type == "cuda" else 2)
-    resolver = UnitResolver(load_model("inceptionv1", "random", seed=0, device=device))
+    model = load_model("inceptionv1", "random", seed=0, device=device)
+    resolver = UnitResolver(model)
     units = [resolver.resolve(u) for u in UNITS]
 
-    ours_rate = stimgen_renderer(units, device, steps)
+    ours_rate = stimgen_renderer(model, units, steps)
     theirs_rate = lucent_renderer(units, device, steps)
     ours, theirs = [], []
     for _ in range(ROUNDS):  # alternate, so load from other programs hits both alike
