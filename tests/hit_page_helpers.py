@@ -7,16 +7,24 @@ key -- and keeps its answer key beside it, so tests know which query is the max 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
-from crowdkit.design import Feedback, PublicTask, PublicTrial, Queries, References
+from crowdkit.design import (
+    Feedback,
+    PublicTask,
+    PublicTrial,
+    Queries,
+    References,
+    image_key,
+    tagged_copy,
+)
 from crowdkit.study import StudyConfig, parse_study_toml
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -63,13 +71,9 @@ def blotchy(rng: random.Random, size: int) -> Image.Image:
     return small.resize((size, size), Image.Resampling.BICUBIC)
 
 
-def png_bytes(image: Image.Image, note: str | None = None) -> bytes:
-    info = None
-    if note is not None:
-        info = PngImagePlugin.PngInfo()
-        info.add_text("Comment", note)
+def png_bytes(image: Image.Image) -> bytes:
     out = io.BytesIO()
-    image.save(out, format="PNG", pnginfo=info)
+    image.save(out, format="PNG")
     return out.getvalue()
 
 
@@ -100,7 +104,7 @@ def build_sample_task(
     n_references: int = 9,
     max_only: bool = False,
     max_side: str = "right",
-    hex_chars: int = 32,
+    key_of: Callable[[bytes], str] = lambda data: image_key(data, ".png"),
     image_size: int = 48,
     seed: int = 7,
 ) -> SampleTask:
@@ -108,22 +112,24 @@ def build_sample_task(
 
     `blocks` lists (condition, number of test trials); condition "none" shows no
     references. `catch_positions` are indexes among the test trials that become catch
-    trials: their max query is a pixel-identical copy of one max reference.
+    trials: their max query is a pixel-identical copy of one max reference
+    (`crowdkit.design.tagged_copy`). Keys are `crowdkit.design.image_key`s unless `key_of`
+    says otherwise.
     """
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     images: dict[str, Path] = {}
 
     def store(data: bytes) -> str:
-        key = hashlib.sha256(data).hexdigest()[:hex_chars] + ".png"
+        key = key_of(data)
         path = folder / key
         path.write_bytes(data)
         images[key] = path
         return key
 
-    def new_image(strong: bool) -> tuple[str, Image.Image]:
-        image = striped(rng, image_size) if strong else blotchy(rng, image_size)
-        return store(png_bytes(image)), image
+    def new_image(strong: bool) -> tuple[str, bytes]:
+        data = png_bytes(striped(rng, image_size) if strong else blotchy(rng, image_size))
+        return store(data), data
 
     sample = SampleTask(task=PublicTask(task_id="t0007", study="pagetest", trials=[]),
                         images=images)
@@ -143,8 +149,7 @@ def build_sample_task(
         strong = [new_image(True) for _ in range(n_references if refs_shown else 0)]
         weak = [] if max_only else [new_image(False) for _ in range(len(strong))]
         if is_catch:
-            source = rng.choice(strong)[1]
-            max_key = store(png_bytes(source, note=f"copy {trial_id}"))
+            max_key = store(tagged_copy(rng.choice(strong)[1], ".png", trial_id))
         else:
             max_key = new_image(True)[0]
         min_key = new_image(False)[0]

@@ -7,6 +7,7 @@ the rendered document itself, and the preview server over plain HTTP.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import urllib.error
@@ -120,7 +121,8 @@ def test_packed_keys_give_every_image_url_in_screen_order(sample):
 
 
 def test_full_length_keys_and_mixed_extensions_round_trip(tmp_path):
-    sample = build_sample_task(tmp_path, hex_chars=64, practice=1, blocks=(("natural", 2),))
+    sample = build_sample_task(tmp_path, practice=1, blocks=(("natural", 2),),
+                               key_of=lambda data: hashlib.sha256(data).hexdigest() + ".png")
     trial = sample.task.trials[-1]
     jpg_key = trial.queries.bottom.replace(".png", ".jpg")
     trials = list(sample.task.trials)
