@@ -219,7 +219,7 @@ def _bonus_one(ledger: Any, client: Any, action: ReviewAction, reason: str,
                           UniqueRequestToken=action.bonus_token)
     except Exception as exc:
         error = _error_text(exc)
-        if not _duplicate_token(exc, error):
+        if not _duplicate_token(exc):
             ledger.record_bonus(**common, status="failed", error=error)
             result.failures.append(f"bonus {action.assignment_id}: {error}")
             return
@@ -229,14 +229,11 @@ def _bonus_one(ledger: Any, client: Any, action: ReviewAction, reason: str,
     result.paid += action.bonus
 
 
-def _duplicate_token(exc: Exception, error: str) -> bool:
+def _duplicate_token(exc: Exception) -> bool:
     """MTurk's answer to a bonus token it has already processed: the bonus was paid."""
-    from crowdkit.turk import turk_error_code
+    from crowdkit.turk import is_token_already_used, turk_error_code
 
-    if turk_error_code(exc).endswith("DuplicateRequest"):
-        return True
-    text = error.lower()
-    return "token" in text and "already" in text
+    return turk_error_code(exc).endswith("DuplicateRequest") or is_token_already_used(exc)
 
 
 def review(study: Any, client_for: ClientFor, *, dry_run: bool = False,
