@@ -164,12 +164,15 @@ def _as_bool(values: pd.Series, column: str, name: str, missing_as: bool | None)
 
 
 def parse_by(values: Iterable[str] | None) -> list[str]:
-    """`--by layer,n_references --by batch` -> ["layer", "n_references", "batch"]."""
+    """`--by layer,n_references --by batch` -> ["layer", "n_references", "batch"].
+
+    condition and expert_level are left out: every summary is already split by them.
+    """
     columns: list[str] = []
     for value in values or ():
         for column in value.split(","):
             column = column.strip()
-            if column and column not in columns:
+            if column and column not in columns and column not in ("condition", "expert_level"):
                 columns.append(column)
     return columns
 
@@ -258,7 +261,7 @@ def accuracy_table(trials: pd.DataFrame, groups: Sequence[str] = ()) -> pd.DataF
     return _sorted(pd.DataFrame(rows, columns=[*groups, *ACCURACY_COLUMNS]), groups)
 
 
-def summarize(trials: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+def summarize(trials: pd.DataFrame, by: Iterable[str] | None = ()) -> pd.DataFrame:
     """The `summary` table: main-trial accuracy per condition, then split, one row each.
 
     Rows come in up to three blocks, each with every column so scripts can filter them:
@@ -266,7 +269,7 @@ def summarize(trials: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     (when the data has expert_level); per condition and the `by` columns together
     (expert_level "all").
     """
-    by = [column for column in parse_by(by) if column not in ("condition", "expert_level")]
+    by = parse_by(by)
     _check_columns(trials, by, "--by")
     main = main_trials(trials)
     _check_has_main_trials(trials, main)
@@ -497,7 +500,7 @@ class Analysis:
 
 def analyze(trials: pd.DataFrame, by: Iterable[str] | None = (), source: str = "") -> Analysis:
     """Run every statistic on a normalised trials table (see `load_trials`)."""
-    by = [column for column in parse_by(by) if column not in ("condition", "expert_level")]
+    by = parse_by(by)
     summary = summarize(trials, by)
     main = main_trials(trials)
     return Analysis(
@@ -835,8 +838,8 @@ def write_report(analysis: Analysis, out_dir: Path | str) -> Path:
             if figure is not None:
                 figures.append(figure)
             progress.advance(task)
-    (out_dir / "analysis.json").write_text(
-        json.dumps(analysis.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    write_atomically(
+        out_dir / "analysis.json", json.dumps(analysis.to_json(), indent=2, allow_nan=False) + "\n"
     )
     report = out_dir / "report.html"
     write_atomically(report, render_report(analysis, figures))
