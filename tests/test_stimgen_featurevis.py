@@ -15,6 +15,7 @@ from stimgen.featurevis import (
     RenderSettings,
     RenderTarget,
     diversity_penalty,
+    group_objective,
     plan_chunks,
     render_chunk,
     render_targets,
@@ -68,6 +69,18 @@ def test_diversity_penalty_is_lucids_diversity_term():
     assert diversity_penalty(features).item() == pytest.approx(-lucent_diversity.item(),
                                                                rel=1e-5)
     assert diversity_penalty(features[:1]).item() == 0.0
+
+
+def test_min_negates_the_channel_term_and_keeps_the_diversity_term():
+    features = torch.randn(3, 8, 5, 5, generator=torch.Generator().manual_seed(0))
+    mean, penalty = features[:, 2].mean(), diversity_penalty(features)
+    up = RenderTarget("u", "layer", 2, "max", 0)
+    down = RenderTarget("u", "layer", 2, "min", 0)
+    loss_up, mean_up, penalty_up = group_objective(features, up, 100.0)
+    loss_down, mean_down, penalty_down = group_objective(features, down, 100.0)
+    assert loss_up.item() == pytest.approx((-mean + 100 * penalty).item(), rel=1e-6)
+    assert loss_down.item() == pytest.approx((mean + 100 * penalty).item(), rel=1e-6)
+    assert mean_up == mean_down == mean and penalty_up == penalty_down == penalty
 
 
 def targets() -> list[RenderTarget]:

@@ -78,6 +78,12 @@ def rendered(tmp_path_factory) -> tuple[Path, pipeline.StimuliResult]:
     return root, render_study_stimuli(load_study(root), progress=False)
 
 
+@pytest.fixture(scope="module")
+def model():
+    """The model the `rendered` study used: seed 5, random weights."""
+    return load_model("inceptionv1", "random", seed=5, device=torch.device("cpu"))
+
+
 @pytest.fixture
 def copy_of_rendered(rendered, tmp_path) -> Path:
     return Path(shutil.copytree(rendered[0], tmp_path / "study"))
@@ -127,9 +133,8 @@ def test_batches_are_ascending_and_follow_the_rank_bins(rendered):
         assert len({r.dataset_index for r in [*top, *bottom]}) == 12
 
 
-def test_saved_natural_images_are_exactly_the_crops_that_were_scored(rendered):
+def test_saved_natural_images_are_exactly_the_crops_that_were_scored(rendered, model):
     root, result = rendered
-    model = load_model("inceptionv1", "random", seed=5, device=torch.device("cpu"))
     for unit in result.manifest.units[:2]:
         refs = [r for b in unit.natural.batches for r in [*b.max, *b.min]]
         pixels = np.stack([np.asarray(Image.open(root / "stimuli" / r.path)) for r in refs])
@@ -153,6 +158,15 @@ def test_synthetic_images_are_rescored_and_recorded_with_their_settings(rendered
         assert (params["steps"], params["image_size"], params["crop"]) == (3, 32, 2)
         assert (params["lr"], params["diversity_weight"], params["jitter"]) == (0.05, 100.0, 16)
         assert params["init_seed"]["max"] != params["init_seed"]["min"]
+
+
+def test_synthetic_activations_are_the_saved_files_rescored(rendered, model):
+    root, result = rendered
+    for unit in result.manifest.units:
+        refs = [*unit.synthetic.max, *unit.synthetic.min]
+        pixels = np.stack([np.asarray(Image.open(root / "stimuli" / r.path)) for r in refs])
+        scores = score_images(model, pixels, [(unit.layer, unit.channel)] * len(refs))
+        assert scores == pytest.approx([r.activation for r in refs], rel=1e-4, abs=1e-5)
 
 
 def test_contact_sheets_for_every_unit(rendered):
@@ -282,3 +296,41 @@ def test_a_source_image_that_breaks_after_the_scan_is_a_clear_error(copy_of_rend
     os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     with pytest.raises(CrowdkitError, match="could not be read again after the scan"):
         render_study_stimuli(load_study(root), progress=False)
+
+
+def test_an_interrupted_scan_continues_where_it_stopped(tmp_path, monkeypatch, rendered):
+    root = make_study_dir(tmp_path / "study", extra="scan_batch_size = 4")
+    toml = (root / "study.toml").read_text().replace("[stimuli.synthetic]",
+                                                     "[stimuli.synthetic]\nenabled = false")
+    (root / "study.toml").write_text(toml)
+    original = pipeline.scan_dataset
+    batches: list[int] = []
+
+    def scan_stopping_after(stop: int | None):
+        def scan(*args, **kwargs):
+            def after_batch(done: int) -> None:
+                batches.append(done)
+                if done == stop:
+                    raise KeyboardInterrupt
+            return original(*args, after_batch=after_batch, **kwargs)
+        return scan
+
+    monkeypatch.setattr(pipeline, "scan_dataset", scan_stopping_after(2))
+    with pytest.raises(KeyboardInterrupt):
+        render_study_stimuli(load_study(root), progress=False)
+    checkpoints = list((root / "stimuli" / ".cache" / "scan").glob("partial-*.pt"))
+    assert len(checkpoints) == 1 and not (root / "stimuli" / "manifest.json").exists()
+
+    batches.clear()
+    monkeypatch.setattr(pipeline, "scan_dataset", scan_stopping_after(None))
+    result = render_study_stimuli(load_study(root), progress=False)
+    assert batches == [1, 2]  # 14 images in batches of 4: the last 2 of 4 batches
+    assert not checkpoints[0].exists()
+    uninterrupted = rendered[1].manifest
+    for unit, reference in zip(result.manifest.units, uninterrupted.units, strict=True):
+        for batch, ref_batch in zip(unit.natural.batches, reference.natural.batches,
+                                    strict=True):
+            for side, ref_side in ((batch.max, ref_batch.max), (batch.min, ref_batch.min)):
+                assert [r.dataset_index for r in side] == [r.dataset_index for r in ref_side]
+                assert [r.activation for r in side] == pytest.approx(
+                    [r.activation for r in ref_side], rel=1e-4, abs=1e-5)
