@@ -251,9 +251,10 @@ def qualification_requirements(config: StudyConfig, target: str, study_qualifica
 
 @dataclass(frozen=True)
 class StudyQualifications:
+    """The qualification types the HITs require DoesNotExist (this study's, excluded ones')."""
+
     study: str
     excluded: list[str]
-    expert: str | None
 
 
 def ensure_qualifications(client: Any, ledger: Any, study: Study, target: str
@@ -282,11 +283,10 @@ def ensure_qualifications(client: Any, ledger: Any, study: Study, target: str
                f"Took part in the crowdkit study {other}; each person takes part once.")
         for other in q.exclude_studies if other != study.name
     ]
-    expert = None
-    if q.expert_qualification:
-        expert = ensure(q.expert_qualification, "expert",
-                        "Invited expert participant in crowdkit studies.")
-    return StudyQualifications(own, excluded, expert)
+    if q.expert_qualification:  # recorded for collect, which classifies its holders
+        ensure(q.expert_qualification, "expert",
+               "Invited expert participant in crowdkit studies.")
+    return StudyQualifications(own, excluded)
 
 
 # ----------------------------------------------------------------------------------------
