@@ -719,11 +719,11 @@ def _result_or_user_error(future: Future, plan: HitPlan) -> tuple[dict, bool]:
 
 
 def _record_created(ledger: Any, target: str, plan: HitPlan, hit: dict) -> None:
-    expiration = hit.get("Expiration")
+    expiration = turk.mturk_time(hit.get("Expiration"))
     ledger.record_hit_created(
         target=target, request_token=plan.request_token, hit_id=hit["HITId"],
         hit_type_id=hit.get("HITTypeId"),
-        expiration=expiration.isoformat() if hasattr(expiration, "isoformat") else expiration,
+        expiration=expiration.isoformat() if expiration else None,
     )
 
 

@@ -92,20 +92,6 @@ def status_target(study: Study, target: str | None) -> str:
     return turk.check_target(target or study.config.mturk.target)
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def study_status(study: Study, *, target: str | None = None, client: Any = None,
                  now: datetime | None = None) -> StudyStatus:
     """Per HIT and in total: assignments by state, money spent and committed, time left."""
@@ -139,7 +125,7 @@ def _hit_status(client: Any, row: Any, now: datetime, masters: bool) -> HitStatu
     for a in turk.paginate(client.list_assignments_for_hit, "Assignments", HITId=row["hit_id"],
                            AssignmentStatuses=list(counts)):
         counts[a["AssignmentStatus"]] = counts.get(a["AssignmentStatus"], 0) + 1
-    expiration = _parse_time(hit.get("Expiration"))
+    expiration = turk.mturk_time(hit.get("Expiration"))
     seconds_left = max(0, int((expiration - now).total_seconds())) if expiration else 0
     available = int(hit.get("NumberOfAssignmentsAvailable", 0)) if seconds_left else 0
     pending = int(hit.get("NumberOfAssignmentsPending", 0))

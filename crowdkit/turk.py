@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -165,6 +166,21 @@ def error_code(exc: BaseException) -> str:
 def error_message(exc: BaseException) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Message", "") or exc)
+
+
+def mturk_time(value: Any) -> datetime | None:
+    """A time as MTurk answered it (a datetime from boto3, epoch seconds, or ISO 8601 text)
+    as an aware UTC datetime; None when absent or unreadable. Unmarked times are UTC."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, datetime):
+        try:
+            value = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def turk_error_code(exc: BaseException) -> str:
