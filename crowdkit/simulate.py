@@ -24,7 +24,6 @@ Kinds of worker:
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import random
@@ -147,12 +146,15 @@ class WorkerSite:
 
 
 def page_task(page_html: str) -> dict[str, Any]:
-    """The task JSON the worker's page embeds (crowdkit.templates.page_data)."""
+    """The task JSON the worker's page embeds (crowdkit.templates.page_data).
+
+    Read as the page's script reads it: the element's text as it stands (Jinja's tojson
+    escapes what HTML would otherwise interpret), parsed as JSON.
+    """
     match = _TASK_DATA.search(page_html)
     if match is None:
         raise CrowdkitError("the HIT's page has no task data (<script id=\"task-data\">)")
-    return json.loads(html.unescape(match.group(1)) if "&quot;" in match.group(1)
-                      else match.group(1))
+    return json.loads(match.group(1))
 
 
 def _rt(rng: random.Random, settings: SimulationSettings) -> float:
