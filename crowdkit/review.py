@@ -51,7 +51,7 @@ class ReviewAction:
     message: str | None = None
     bonus: Decimal | None = None
     bonus_token: str | None = None
-    review_done: bool = False
+    review_done: bool = False  # recorded as done, or already final in MTurk
     bonus_done: bool = False
 
 
@@ -66,13 +66,13 @@ class ReviewPlan:
 
     def describe(self) -> str:
         """The plan in a few lines: what gets approved, rejected, left, and paid."""
-        todo = [a for a in self.actions if not a.review_done and a.status == "Submitted"]
+        todo = [a for a in self.actions if not a.review_done]
         approve = [a for a in todo if a.decision == "approve"]
         reject = [a for a in todo if a.decision == "reject"]
         pending = [a for a in todo if a.decision == "pending"]
         bonuses = [a for a in self.actions if a.bonus is not None and not a.bonus_done]
         total = sum((a.bonus for a in bonuses), Decimal("0"))
-        done = sum(1 for a in self.actions if a.review_done or a.status != "Submitted")
+        done = len(self.actions) - len(todo)
         lines = [f"approve {len(approve)}, reject {len(reject)}, leave pending "
                  f"{len(pending)}; {done} already reviewed",
                  f"bonuses: {len(bonuses)} totalling ${money_str(total)}"]
