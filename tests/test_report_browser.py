@@ -9,30 +9,17 @@ import pytest
 
 from crowdkit import analysis
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_analysis import rich_trials
 
 pytestmark = pytest.mark.browser
 
 
 def study_trials() -> pd.DataFrame:
-    """Two conditions within participants, experts and lay people, layers, RT, confidence."""
-    rows = []
-    for number in range(6):
-        for condition, n_correct in (("natural", 8 - number % 2), ("synthetic", 5 + number % 3)):
-            for trial in range(8):
-                rows.append(
-                    {
-                        "participant_id": f"p{number}",
-                        "condition": condition,
-                        "phase": "main",
-                        "correct": trial < n_correct,
-                        "expert_level": "expert" if number < 3 else "lay",
-                        "layer": f"mixed{3 + trial % 3}a",
-                        "rt_ms": 900 + 120 * trial + 40 * number,
-                        "confidence": 1 + (trial + number) % 3,
-                    }
-                )
-            rows.append({**rows[-1], "phase": "catch", "correct": True})
-    return analysis.normalize_trials(pd.DataFrame(rows))
+    """Every figure's columns (see `rich_trials`), and catch trials in each condition."""
+    main = rich_trials()
+    last = main.groupby(["participant_id", "condition"]).tail(1)
+    catch = last.assign(phase="catch", correct=True)
+    return analysis.normalize_trials(pd.concat([main, catch], ignore_index=True))
 
 
 @pytest.fixture
