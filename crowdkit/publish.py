@@ -41,6 +41,8 @@ from crowdkit.store import (
     Store,
     images_from_ledger,
     over_budget,
+    s3_base_url,
+    study_prefix,
     task_download_bytes,
 )
 from crowdkit.study import Study, StudyConfig
@@ -419,8 +421,6 @@ def image_base_url(study: Study, target: str) -> str:
     storage = study.config.storage
     if target == "local" or not storage.bucket:
         return study.config.mturk.local_endpoint.rstrip("/") + "/files/"
-    from crowdkit.store import s3_base_url, study_prefix
-
     return s3_base_url(storage.bucket, storage.region,
                        study_prefix(storage.prefix, study.name))
 
