@@ -26,9 +26,10 @@ from crowdkit.publish import (
     split_assignments,
     study_qualification_name,
 )
-from crowdkit.status import expire, study_status
+from crowdkit.status import expire, format_duration_left, study_status
 from crowdkit.store import LocalStore
 from crowdkit.study import load_study, parse_study_toml
+from crowdkit.units import parse_duration
 from tests.factories import make_study
 
 D = Decimal
@@ -324,6 +325,14 @@ def test_status_counts_money_and_time_left(tmp_path, turk_service):
     assert total["committed"] == "7.20"  # 12 x (0.50 + 0.10)
     assert 0 < total["seconds_left"] <= 3 * 86400
     json.dumps(status.to_json())
+
+
+def test_time_left_is_spelt_like_study_toml_durations():
+    assert format_duration_left(0) == "expired"
+    assert format_duration_left(45) == "45s"
+    assert format_duration_left(3725) == "1h2m"  # to the minute under a day
+    assert format_duration_left(3 * 86400 + 4 * 3600 + 50) == "3d4h"  # to the hour past one
+    assert parse_duration(format_duration_left(90061)) == 90000
 
 
 def test_expire_touches_only_this_studys_hits(tmp_path, turk_service):
