@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 UNITS = ["3a:230", "3b:462", "4a:501", "4b:465", "4c:449", "4d:516", "4e:809", "5a:720",
          "5b:946"]
 BATCHES, PER_BATCH = 20, 10  # the paper's K = 200 per side
-BATCH_SIZE = 32  # stimgen's CPU default
 ROUNDS = 2
 FORWARD_IMAGES = 128  # forward-only images per round
 
@@ -55,8 +54,7 @@ def scan_rate(model, units, folder, workers: int | None) -> float:
     from stimgen.exemplars import scan_dataset
 
     start = time.perf_counter()
-    scan_dataset(model, units, folder, k=BATCHES * PER_BATCH, batch_size=BATCH_SIZE,
-                 num_workers=workers)
+    scan_dataset(model, units, folder, k=BATCHES * PER_BATCH, num_workers=workers)
     return len(folder) / (time.perf_counter() - start)
 
 
@@ -66,12 +64,14 @@ def forward_rate(model, units, folder) -> float:
     import torch
 
     from stimgen.datasets import load_crop
+    from stimgen.exemplars import default_batch_size
     from stimgen.models import FeatureTap, spatial_mean
 
     n = min(len(folder), FORWARD_IMAGES)
     crops = np.stack([np.asarray(load_crop(folder.path(i))) for i in range(n)])
-    batches = [torch.from_numpy(crops[i:i + BATCH_SIZE]).permute(0, 3, 1, 2)
-               for i in range(0, len(crops), BATCH_SIZE)]
+    size = default_batch_size(model.device)  # the scan's batch size
+    batches = [torch.from_numpy(crops[i:i + size]).permute(0, 3, 1, 2)
+               for i in range(0, len(crops), size)]
     layers = list(dict.fromkeys(u.layer for u in units))
     with torch.inference_mode(), FeatureTap(model.module, layers, reduce=spatial_mean) as tap:
         start = time.perf_counter()
@@ -88,10 +88,11 @@ def run_child(images: Path, device_name: str, workers: int | None, compare: bool
     from other programs hits both alike; the best of each counts). Prints rates and this
     process's peak memory."""
     from stimgen.datasets import ImageFolder
+    from stimgen.exemplars import default_batch_size
 
     model, units = setup(device_name)
     folder = ImageFolder.scan(images)
-    warm = ImageFolder(folder.root, folder.files[:BATCH_SIZE])
+    warm = ImageFolder(folder.root, folder.files[:default_batch_size(model.device)])
     scan_rate(model, units, warm, 0)  # warm-up: first-call allocations, kernel choice
     scans, forwards = [], []
     for _ in range(ROUNDS if compare else 1):
@@ -127,7 +128,7 @@ def main() -> None:
 
     import torch
 
-    from stimgen.exemplars import default_workers
+    from stimgen.exemplars import default_batch_size, default_workers
     from stimgen.sample_data import write_sample_images
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,7 +155,7 @@ def main() -> None:
         "units": len(UNITS),
         "deepest_layer": "mixed5b",
         "k_per_side": BATCHES * PER_BATCH,
-        "batch_size": BATCH_SIZE,
+        "batch_size": default_batch_size(torch.device(args.device)),
         "workers": workers,
         "rounds": ROUNDS,
         "model": "inceptionv1, random weights",
