@@ -17,7 +17,9 @@ excluded), of [review] bonus each.
 
 Every call is written to the ledger before ('intent') and after ('done' or 'failed'), and
 bonuses carry a UniqueRequestToken derived from the study and assignment, so a re-run,
-even after a crash mid-way, never approves, rejects or pays twice.
+even after a crash mid-way, never approves, rejects or pays twice. MTurk forgets a token
+after 24 hours, so a bonus an earlier run started but never saw finish is retried only
+after ListBonusPayments shows no payment for its assignment.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class ReviewAction:
     bonus_token: str | None = None
     review_done: bool = False  # recorded as done, or already final in MTurk
     bonus_done: bool = False
+    bonus_tried: bool = False  # an earlier run started this bonus but never saw it done
 
 
 @dataclass
@@ -139,6 +142,7 @@ def plan_review(study: Any, ledger: Any) -> ReviewPlan:
             action.bonus_token = bonus_token(study.name, record.assignment_id)
             prior = paid.get(record.assignment_id)
             action.bonus_done = prior is not None and prior["status"] == "done"
+            action.bonus_tried = prior is not None and not action.bonus_done
         actions.append(action)
     return ReviewPlan(actions, auto_approval_warnings(ledger))
 
@@ -214,9 +218,10 @@ def _bonus_one(ledger: Any, client: Any, action: ReviewAction, reason: str,
               "worker_id": action.worker_id, "amount": amount, "reason": reason}
     ledger.record_bonus(**common, status="intent")
     try:
-        client.send_bonus(WorkerId=action.worker_id, BonusAmount=amount,
-                          AssignmentId=action.assignment_id, Reason=reason,
-                          UniqueRequestToken=action.bonus_token)
+        if not (action.bonus_tried and _bonus_paid(client, action.assignment_id)):
+            client.send_bonus(WorkerId=action.worker_id, BonusAmount=amount,
+                              AssignmentId=action.assignment_id, Reason=reason,
+                              UniqueRequestToken=action.bonus_token)
     except Exception as exc:
         error = _error_text(exc)
         if not _duplicate_token(exc):
@@ -227,6 +232,19 @@ def _bonus_one(ledger: Any, client: Any, action: ReviewAction, reason: str,
     action.bonus_done = True
     result.bonuses += 1
     result.paid += action.bonus
+
+
+def _bonus_paid(client: Any, assignment_id: str) -> bool:
+    """Whether MTurk lists a bonus for the assignment (review pays at most one each).
+
+    Asked before retrying a bonus an earlier run started: the UniqueRequestToken guards a
+    retry for 24 hours only, the payment record for good. If the listing fails, the retry
+    does not happen (the error is reported and the next run asks again).
+    """
+    from crowdkit.turk import paginate
+
+    return any(True for _ in paginate(client.list_bonus_payments, "BonusPayments",
+                                      AssignmentId=assignment_id))
 
 
 def _duplicate_token(exc: Exception) -> bool:

@@ -114,7 +114,8 @@ class FakeMTurk:
         self.page_size = page_size
         self.assignments: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.bonus_tokens: dict[str, dict[str, Any]] = {}
+        self.bonus_tokens: dict[str, dict[str, Any]] = {}  # forgotten after 24 h in MTurk
+        self.bonuses: list[dict[str, Any]] = []  # every payment, kept for good
         self.grants: list[tuple[str, str]] = []
         self.qualified: dict[str, list[str]] = {}
         self.fail: set[str] = set()  # operation names that raise once
@@ -182,7 +183,15 @@ class FakeMTurk:
         if token in self.bonus_tokens:
             raise ClientError("RequestError", f"The token {token} has already been used")
         self.bonus_tokens[token] = kwargs
+        self.bonuses.append(kwargs)
         return {}
+
+    def list_bonus_payments(self, **kwargs: Any) -> dict[str, Any]:
+        self._call("list_bonus_payments", kwargs)
+        payments = [{"WorkerId": b["WorkerId"], "BonusAmount": b["BonusAmount"],
+                     "AssignmentId": b["AssignmentId"], "Reason": b["Reason"]}
+                    for b in self.bonuses if b["AssignmentId"] == kwargs["AssignmentId"]]
+        return {"NumResults": len(payments), "BonusPayments": payments}
 
     def associate_qualification_with_worker(self, **kwargs: Any) -> dict[str, Any]:
         self._call("associate_qualification_with_worker", kwargs)

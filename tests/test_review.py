@@ -135,6 +135,25 @@ def test_an_interrupted_bonus_is_not_paid_twice(collected) -> None:
         assert ledger.bonuses()[0]["status"] == "done"
 
 
+def test_an_interrupted_bonus_is_not_paid_twice_after_mturk_forgot_its_token(collected) -> None:
+    """MTurk keeps a UniqueRequestToken for 24 hours only; after that, the payment itself
+    must be found before a bonus the ledger never saw finish is sent again."""
+    study, fake, ids = collected
+    study = with_review(study, 'bonus = "0.10"\nbonus_rule = "passing"\n')
+    token = bonus_token("teststudy", ids["good"])
+    fake.send_bonus(WorkerId="AGOOD", BonusAmount="0.10", AssignmentId=ids["good"],
+                    Reason="x", UniqueRequestToken=token)
+    fake.bonus_tokens.clear()  # a day later
+    with Ledger.open(study.db_path, write=True) as ledger:
+        ledger.record_bonus(request_token=token, assignment_id=ids["good"], worker_id="AGOOD",
+                            amount="0.10", reason="x", status="intent")
+    result = review(study, lambda target: fake, echo=lambda line: None)
+    assert result.failures == []
+    assert fake.count("send_bonus") == 1 and len(fake.bonuses) == 1
+    with Ledger.open(study.db_path) as ledger:
+        assert ledger.bonuses()[0]["status"] == "done"
+
+
 def test_an_interrupted_approval_is_recognised(collected) -> None:
     study, fake, ids = collected
     fake.approve_assignment(AssignmentId=ids["good"])  # done remotely; the ledger never heard
