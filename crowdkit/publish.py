@@ -46,9 +46,8 @@ from crowdkit.store import (
     task_download_bytes,
 )
 from crowdkit.study import Study, StudyConfig
-from crowdkit.units import money_str
+from crowdkit.units import CENT, money_str
 
-CENT = Decimal("0.01")
 BASE_FEE = Decimal("0.20")
 LARGE_HIT_FEE = Decimal("0.20")  # on top of the base fee, for HITs with 10+ assignments
 LARGE_HIT_ASSIGNMENTS = 10
