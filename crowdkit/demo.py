@@ -174,8 +174,7 @@ def _analyze(study: Study, result: DemoResult, echo: Callable[[str], None]) -> N
     from crowdkit import analysis
 
     echo("[8/8] analysing ...")
-    analysed = analysis.analyze(analysis.load_trials(study.root), by=[],
-                                source=str(analysis.trials_file(study.root)))
+    analysed = analysis.analyze_file(study.root)
     result.report_html = analysis.write_report(analysed, study.report_dir)
     analysis.print_tables(analysed, result.report_html)
     result.summary = analysed.to_json(result.report_html)["summary"]

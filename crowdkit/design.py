@@ -577,15 +577,20 @@ def tagged_copy(data: bytes, suffix: str, nonce: str) -> bytes:
 # ---------------------------------------------------------------------------------------
 
 
+def design_for(study: Study) -> Design:
+    """The study's design from its manifest (catch copies and digests in design/)."""
+    digests = DigestCache(study.design_dir / "digests.json")
+    design = design_tasks(study.config, load_manifest(study.manifest_path), study.stimuli_dir,
+                          study.design_dir / "catch", digests)
+    digests.save()
+    return design
+
+
 def design_study(study: Study) -> str:
     """Design the study's tasks from its manifest into the ledger; return a summary."""
     from crowdkit.ledger import Ledger
 
-    manifest = load_manifest(study.manifest_path)
-    digests = DigestCache(study.design_dir / "digests.json")
-    design = design_tasks(study.config, manifest, study.stimuli_dir, study.design_dir / "catch",
-                          digests)
-    digests.save()
+    design = design_for(study)
     with Ledger.open(study.db_path, write=True, command="crowdkit design") as ledger:
         changed = ledger.save_design(design.tasks, design.image_records(study.root),
                                      design.design_hash)

@@ -280,13 +280,9 @@ def _submission_page(submission: Submission) -> bytes:
 
 def preview_server(study: Study, *, task_index: int = 0, port: int = DEFAULT_PORT) -> PreviewServer:
     """A PreviewServer for one task of the study's design (not yet started)."""
-    from crowdkit.design import design_tasks
-    from crowdkit.manifest import load_manifest
+    from crowdkit.design import design_for
 
-    manifest = load_manifest(study.manifest_path)
-    design = design_tasks(
-        study.config, manifest, study.stimuli_dir, study.design_dir / "catch"
-    )
+    design = design_for(study)
     if not 0 <= task_index < len(design.tasks):
         raise CrowdkitError(
             f"--task {task_index}: the design has tasks 0 to {len(design.tasks) - 1}"

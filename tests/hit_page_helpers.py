@@ -171,14 +171,12 @@ def build_sample_task(
 
 def designed_sample(folder: Path, **study_options) -> tuple[SampleTask, StudyConfig]:
     """The first task of a real `crowdkit.design` design over a generated study."""
-    from crowdkit.design import design_tasks
-    from crowdkit.manifest import load_manifest
+    from crowdkit.design import design_for
     from crowdkit.study import load_study
     from tests.factories import make_study
 
     study = load_study(make_study(folder, **study_options))
-    design = design_tasks(study.config, load_manifest(study.manifest_path), study.stimuli_dir,
-                          study.design_dir / "catch")
+    design = design_for(study)
     designed = design.tasks[0]
     sample = SampleTask(task=designed.public, images=design.images)
     for key in designed.key.trials:
