@@ -4,8 +4,6 @@
   `study_with_hits`: the same with one recorded HIT per task (`HITS`).
 - `FakeMTurk`: an in-memory stand-in for boto3's MTurk client with MTurk's paging, for tests
   that need exact control over what the service returns (odd answers, page sizes, errors).
-- `publish_local`: HITs for every task on a running LocalTurk, recorded in the ledger the
-  way publish records them (intent, then created), with the study's qualification type.
 - `payload` / `answer_xml`: a well-formed answer for a task, to be broken on purpose.
 """
 
@@ -203,36 +201,3 @@ class FakeMTurk:
         workers = self.qualified.get(kwargs["QualificationTypeId"], [])
         return {"Qualifications": [{"WorkerId": w, "QualificationTypeId":
                                     kwargs["QualificationTypeId"]} for w in workers]}
-
-
-def publish_local(study: Study, turk: Any, max_assignments: int = 3) -> dict[str, str]:
-    """Create one HIT per task on LocalTurk, recorded like publish records it."""
-    from crowdkit.templates import render_question
-
-    client = turk.boto3_client()
-    qual = client.create_qualification_type(
-        Name=f"crowdkit study {study.name}", Description="took part",
-        QualificationTypeStatus="Active")["QualificationType"]["QualificationTypeId"]
-    hits = {}
-    with Ledger.open(study.db_path, write=True) as ledger:
-        ledger.record_qualification_type("local", f"crowdkit study {study.name}", "study", qual)
-        for task in ledger.tasks():
-            task_id = task.public.task_id
-            token = f"{study.name}-{task_id}"
-            ledger.record_hit_intent(target="local", request_token=token, task_id=task_id,
-                                     part=0, max_assignments=max_assignments, reward="0.50")
-            hit = client.create_hit(
-                Title="Which image?", Description="Pick one.", Reward="0.50",
-                MaxAssignments=max_assignments, LifetimeInSeconds=86400,
-                AssignmentDurationInSeconds=3600, AutoApprovalDelayInSeconds=86400,
-                Question=render_question(task.public, study.config, turk.file_url("")),
-                UniqueRequestToken=token,
-                QualificationRequirements=[{"QualificationTypeId": qual,
-                                            "Comparator": "DoesNotExist",
-                                            "ActionsGuarded": "DiscoverPreviewAndAccept"}],
-            )["HIT"]
-            ledger.record_hit_created(target="local", request_token=token,
-                                      hit_id=hit["HITId"], hit_type_id=hit["HITTypeId"],
-                                      expiration=str(hit["Expiration"]))
-            hits[task_id] = hit["HITId"]
-    return hits

@@ -18,6 +18,7 @@ from crowdkit.localturk import LocalTurk
 from crowdkit.payload import Payload
 from crowdkit.review import review
 from crowdkit.simulate import (
+    EXPERIENCED,
     SimulationSettings,
     WorkerSite,
     answer_task,
@@ -25,21 +26,27 @@ from crowdkit.simulate import (
     page_task,
     simulate,
 )
+from crowdkit.store import LocalStore
 from crowdkit.study import load_study
-from tests.collect_helpers import answer_xml, designed_study, publish_local, task_keys
+from tests.collect_helpers import answer_xml, designed_study, task_keys
 
 
 @pytest.fixture
 def world(tmp_path: Path):
-    """A designed study published to a running LocalTurk (4 HITs x 3 assignments)."""
-    study = designed_study(tmp_path / "study")
+    """A designed study published by `crowdkit publish` to a running LocalTurk (4 HITs x 3
+    assignments, with the study's participation qualification)."""
+    from crowdkit.publish import publish
+
+    study = designed_study(tmp_path / "study", assignments=3)
     with study.toml_path.open("a") as f:
         f.write('\n[review]\nbonus = "0.20"\nbonus_rule = "passing"\n')
     with LocalTurk(tmp_path / "turk.db", port=0) as turk:
         with study.toml_path.open("a") as f:
             f.write(f'\n[mturk]\nlocal_endpoint = "{turk.base_url}"\n')
         study = load_study(study.root)
-        publish_local(study, turk)
+        publish(study, target="local", yes=True, client=turk.boto3_client(),
+                store=LocalStore(turk.files_dir, turk.base_url), show_progress=False,
+                echo=lambda line: None)
         yield study, turk
 
 
@@ -101,6 +108,7 @@ def test_simulated_crowd_collected_judged_and_reviewed(world) -> None:
 def test_simulated_payloads_are_what_the_page_submits(world) -> None:
     study, turk = world
     site = WorkerSite(turk.base_url)
+    site.set_profile("ASIMCHECK1", "US", EXPERIENCED)  # meets the study's requirements
     hits = site.hits("ASIMCHECK1")
     assignment = site.accept("ASIMCHECK1", hits[0]["HITId"])
     task = page_task(site.page(assignment["QuestionURL"]))
@@ -156,26 +164,16 @@ def test_the_commands_run_the_whole_loop(world) -> None:
     assert "0 new, 5 changed" in again.output  # the approvals and the rejection
 
 
-def test_published_study_participants_cannot_come_back(tmp_path: Path) -> None:
-    """With the real publish: once collect has granted the study's qualification, the
-    same workers no longer see the study's HITs."""
-    from crowdkit.publish import publish
-    from crowdkit.store import LocalStore
-
-    study = designed_study(tmp_path / "study")
-    with LocalTurk(tmp_path / "turk.db", port=0) as turk:
-        with study.toml_path.open("a") as f:
-            f.write(f'\n[mturk]\nlocal_endpoint = "{turk.base_url}"\n')
-        study = load_study(study.root)
-        client = turk.boto3_client()
-        publish(study, target="local", yes=True, client=client,
-                store=LocalStore(turk.files_dir, turk.base_url), show_progress=False,
-                echo=lambda line: None)
-        settings = SimulationSettings(participants=3, seed=5)
-        first = simulate(study, settings, endpoint=turk.base_url)
-        assert len(first.submitted) == 3
-        result = collect(study, lambda target: client, echo=lambda line: None)
-        assert result.granted == 3
-        assert all(r.parsed.valid and not r.excluded for r in result.dataset.records)
-        again = simulate(study, settings, endpoint=turk.base_url)  # the same three workers
-        assert again.submitted == [] and len(again.no_hit) == 3
+def test_published_study_participants_cannot_come_back(world) -> None:
+    """Once collect has granted the study's qualification, the same workers no longer see
+    the study's HITs (though slots are left)."""
+    study, turk = world
+    client = turk.boto3_client()
+    settings = SimulationSettings(participants=3, seed=5)
+    first = simulate(study, settings, endpoint=turk.base_url)
+    assert len(first.submitted) == 3
+    result = collect(study, lambda target: client, echo=lambda line: None)
+    assert result.granted == 3
+    assert all(r.parsed.valid and not r.excluded for r in result.dataset.records)
+    again = simulate(study, settings, endpoint=turk.base_url)  # the same three workers
+    assert again.submitted == [] and len(again.no_hit) == 3
