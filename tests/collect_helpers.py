@@ -4,6 +4,7 @@
   `study_with_hits`: the same with one recorded HIT per task (`HITS`).
 - `FakeMTurk`: an in-memory stand-in for boto3's MTurk client with MTurk's paging, for tests
   that need exact control over what the service returns (odd answers, page sizes, errors).
+- `answer_key`: a hand-made answer key, for tests of parsing and rules without a design.
 - `payload` / `answer_xml`: a well-formed answer for a task, to be broken on purpose.
 """
 
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crowdkit.design import design_study
+from crowdkit.design import AnswerKey, TrialKey, design_study
 from crowdkit.ledger import Ledger
 from crowdkit.localturk import question_form_answers
 from crowdkit.study import Study, load_study
@@ -65,6 +66,16 @@ def add_hits(study: Study, hit_ids: dict[str, str], target: str = "local",
 def task_keys(study: Study) -> dict[str, Any]:
     with Ledger.open(study.db_path) as ledger:
         return {t.key.task_id: t.key for t in ledger.tasks()}
+
+
+def answer_key(phases: list[str], task_id: str = "t0000") -> AnswerKey:
+    """One natural-condition trial per phase, in order; the max query alternates sides."""
+    trials = [TrialKey(trial_id=f"{i:012x}", trial_index=i, phase=phase, condition="natural",
+                       unit_id="3a:1", layer="mixed3a", channel=1, batch=0,
+                       max_position="top" if i % 2 else "bottom", reference_mode="min+max",
+                       n_references=9)
+              for i, phase in enumerate(phases)]
+    return AnswerKey(task_id=task_id, condition_order=["natural"], trials=trials)
 
 
 def payload(key: Any, *, correct: bool | None = True, response: str | None = None,

@@ -13,27 +13,14 @@ from typing import Any
 import pytest
 
 from crowdkit.collect import answer_fields, parse_answer
-from crowdkit.design import AnswerKey, TrialKey
 from crowdkit.localturk import question_form_answers
-from tests.collect_helpers import answer_xml, payload
+from tests.collect_helpers import answer_key, answer_xml, payload
 
 NS = "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2005-10-01/" \
      "QuestionFormAnswers.xsd"
 
 
-def _key() -> AnswerKey:
-    trials = []
-    phases = ["practice", "practice", "main", "catch", "main", "main"]
-    for i, phase in enumerate(phases):
-        trials.append(TrialKey(
-            trial_id=f"{i:012x}", trial_index=i, phase=phase, condition="natural",
-            unit_id="3a:1", layer="mixed3a", channel=1, batch=0,
-            max_position="top" if i % 2 else "bottom", reference_mode="min+max",
-            n_references=9))
-    return AnswerKey(task_id="t0001", condition_order=["natural"], trials=trials)
-
-
-KEY = _key()
+KEY = answer_key(["practice", "practice", "main", "catch", "main", "main"], task_id="t0001")
 
 
 def edit(change: Callable[[dict[str, Any]], None]) -> str:

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from crowdkit.collect import AssignmentRecord, parse_answer
-from crowdkit.design import AnswerKey, TrialKey
+from crowdkit.design import AnswerKey
 from crowdkit.quality import RULES, judge, participant_row
 from crowdkit.study import parse_study_toml
-from tests.collect_helpers import answer_xml, payload
+from tests.collect_helpers import answer_key, answer_xml, payload
 
 BASE_TOML = """
 [study]
@@ -26,17 +26,7 @@ def config(extra: str = ""):
     return parse_study_toml(BASE_TOML + extra)
 
 
-def make_key(n_main: int = 10, n_catch: int = 3, n_practice: int = 2) -> AnswerKey:
-    phases = ["practice"] * n_practice + ["main"] * n_main + ["catch"] * n_catch
-    trials = [TrialKey(trial_id=f"{i:012x}", trial_index=i, phase=phase, condition="natural",
-                       unit_id="3a:1", layer="mixed3a", channel=1, batch=0,
-                       max_position="top" if i % 2 else "bottom", reference_mode="min+max",
-                       n_references=9)
-              for i, phase in enumerate(phases)]
-    return AnswerKey(task_id="t0000", condition_order=["natural"], trials=trials)
-
-
-KEY = make_key()
+KEY = answer_key(["practice"] * 2 + ["main"] * 10 + ["catch"] * 3)
 
 
 def record(data: Any, worker: str = "AW1", accept: str = "2026-01-01T00:00:00",
