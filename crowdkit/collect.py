@@ -40,7 +40,7 @@ from crowdkit.design import AnswerKey, TrialKey
 from crowdkit.errors import CrowdkitError
 from crowdkit.files import write_atomically
 from crowdkit.payload import Payload
-from crowdkit.turk import paginate
+from crowdkit.turk import error_code, error_message, paginate
 
 DATA_FIELD = "data"
 LISTED_STATUSES = ["Submitted", "Approved", "Rejected"]
@@ -321,7 +321,7 @@ def fetch_assignments(ledger: Any, client_for: ClientFor,
             except CrowdkitError:
                 raise
             except Exception as exc:  # one unreachable HIT must not stop the others
-                stats.errors.append(f"HIT {hit['hit_id']}: {_error_text(exc)}")
+                stats.errors.append(f"HIT {hit['hit_id']}: {error_text(exc)}")
         if on_hit is not None:
             on_hit()
     return stats
@@ -332,12 +332,10 @@ def study_hits(ledger: Any) -> list[Any]:
     return [h for h in ledger.hits() if h["hit_id"] is not None]
 
 
-def _error_text(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        err = response["Error"]
-        return f"{err.get('Code', type(exc).__name__)}: {err.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"
+def error_text(exc: Exception) -> str:
+    """A failed MTurk call in one line: MTurk's error code and message, else the exception."""
+    code = error_code(exc)
+    return f"{code}: {error_message(exc)}" if code else f"{type(exc).__name__}: {exc}"
 
 
 # ---------------------------------------------------------------------------- qualifications
@@ -377,7 +375,7 @@ def grant_participation(ledger: Any, client_for: ClientFor, assignments: list[An
             done.add((target, type_id, worker))  # not again in this pass
             if errors is not None:
                 errors.append(f"granting the study qualification failed "
-                              f"(retried next time): {_error_text(exc)}")
+                              f"(retried next time): {error_text(exc)}")
             continue
         ledger.record_qualification_grant(target=target, qualification_type_id=type_id,
                                           worker_id=worker, status="done")
@@ -612,7 +610,7 @@ def collect_once(study: Any, ledger: Any, client_for: ClientFor,
     except CrowdkitError:
         raise
     except Exception as exc:  # the last list kept in the ledger still classifies
-        fetch.errors.append(f"listing the expert qualification failed: {_error_text(exc)}")
+        fetch.errors.append(f"listing the expert qualification failed: {error_text(exc)}")
     dataset = build_dataset(study, ledger, assignments)
     updates = record_parse_results(ledger, dataset, assignments)
     written = write_exports(dataset, study.data_dir)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from crowdkit.collect import ClientFor, _error_text, auto_approval_warnings, build_dataset
+from crowdkit.collect import ClientFor, auto_approval_warnings, build_dataset, error_text
 from crowdkit.errors import CrowdkitError
 from crowdkit.units import money_str
 
@@ -188,7 +188,7 @@ def _review_one(ledger: Any, client: Any, action: ReviewAction, result: ReviewRe
                                      RequesterFeedback=action.message or "")
     except Exception as exc:
         if not _already(client, action):
-            error = _error_text(exc)
+            error = error_text(exc)
             ledger.record_review(action.assignment_id, action.decision, action.message,
                                  "failed", error)
             result.failures.append(f"{action.decision} {action.assignment_id}: {error}")
@@ -223,7 +223,7 @@ def _bonus_one(ledger: Any, client: Any, action: ReviewAction, reason: str,
                               AssignmentId=action.assignment_id, Reason=reason,
                               UniqueRequestToken=action.bonus_token)
     except Exception as exc:
-        error = _error_text(exc)
+        error = error_text(exc)
         if not _duplicate_token(exc):
             ledger.record_bonus(**common, status="failed", error=error)
             result.failures.append(f"bonus {action.assignment_id}: {error}")
