@@ -678,8 +678,13 @@ def _hours_until(value: str, now: datetime) -> float:
 
 def collect(study: Any, client_for: ClientFor, *, watch: bool = False, interval: float = 30,
             echo: Callable[[str], None] = print,
-            sleep: Callable[[float], None] = time.sleep) -> CollectResult:
-    """`crowdkit collect`: one pass, or with `watch` passes until every HIT is done."""
+            sleep: Callable[[float], None] = time.sleep,
+            warn_auto_approval: bool = True) -> CollectResult:
+    """`crowdkit collect`: one pass, or with `watch` passes until every HIT is done.
+
+    `warn_auto_approval` False leaves out the reminder to review before MTurk approves
+    submitted work by itself, for callers (the demo) that review right after.
+    """
     from crowdkit.ledger import Ledger
 
     with Ledger.open(study.db_path, write=True, command="crowdkit collect") as ledger:
@@ -692,7 +697,7 @@ def collect(study: Any, client_for: ClientFor, *, watch: bool = False, interval:
             result = _watch(study, ledger, client_for, interval, sleep)
         for line in result.fetch.errors:
             echo(f"warning: {line}")
-        for line in auto_approval_warnings(ledger):
+        for line in auto_approval_warnings(ledger) if warn_auto_approval else []:
             echo(f"warning: {line}")
         return result
 

@@ -159,11 +159,9 @@ def _collect_and_review(study: Study, client, echo: Callable[[str], None]) -> No
     from crowdkit.review import review
 
     echo("[7/8] collecting answers, applying the quality rules, reviewing ...")
-    # The demo reviews right away, so collect's reminder to review before MTurk's
-    # auto-approval deadline is noise here; review still prints it once.
     quiet = _indented(echo)
-    collected = collect(study, lambda target: client,
-                        echo=lambda line: None if "approved automatically" in line else quiet(line))
+    # review follows at once (and warns itself), so collect's reminder would be noise
+    collected = collect(study, lambda target: client, echo=quiet, warn_auto_approval=False)
     quiet(collected.summary())
     reviewed = review(study, lambda target: client, echo=quiet)
     if reviewed is not None:
