@@ -177,7 +177,7 @@ def review(
     study = _study(directory)
 
     def confirm(plan) -> bool:
-        return yes or typer.confirm("go ahead?", default=False)
+        return yes or _ask("go ahead?")
 
     result = review_study(study, client_factory(study), dry_run=dry_run, confirm=confirm,
                           echo=typer.echo)
