@@ -32,6 +32,7 @@ from typing import Any
 
 from crowdkit.collect import ClientFor, auto_approval_warnings, build_dataset, error_text
 from crowdkit.errors import CrowdkitError
+from crowdkit.turk import is_token_already_used
 from crowdkit.units import money_str
 
 FRAUD_KINDS = frozenset({"unknown trial ids", "duplicated trials", "absurd value",
@@ -224,7 +225,7 @@ def _bonus_one(ledger: Any, client: Any, action: ReviewAction, reason: str,
                               UniqueRequestToken=action.bonus_token)
     except Exception as exc:
         error = error_text(exc)
-        if not _duplicate_token(exc):
+        if not is_token_already_used(exc):
             ledger.record_bonus(**common, status="failed", error=error)
             result.failures.append(f"bonus {action.assignment_id}: {error}")
             return
@@ -245,13 +246,6 @@ def _bonus_paid(client: Any, assignment_id: str) -> bool:
 
     return any(True for _ in paginate(client.list_bonus_payments, "BonusPayments",
                                       AssignmentId=assignment_id))
-
-
-def _duplicate_token(exc: Exception) -> bool:
-    """MTurk's answer to a bonus token it has already processed: the bonus was paid."""
-    from crowdkit.turk import is_token_already_used, turk_error_code
-
-    return turk_error_code(exc).endswith("DuplicateRequest") or is_token_already_used(exc)
 
 
 def review(study: Any, client_for: ClientFor, *, dry_run: bool = False,

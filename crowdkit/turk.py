@@ -193,9 +193,10 @@ def is_token_already_used(exc: BaseException) -> bool:
     """MTurk's answer to a UniqueRequestToken it has already processed.
 
     The documented code is AWS.MechanicalTurk.HitAlreadyExists with the HIT id in the
-    message; other wordings ("... token ... has already been processed") are accepted too.
+    message (for bonuses and extensions, ...DuplicateRequest); other wordings ("... token ...
+    has already been processed") are accepted too.
     """
-    if turk_error_code(exc).endswith("HitAlreadyExists"):
+    if turk_error_code(exc).endswith(("HitAlreadyExists", "DuplicateRequest")):
         return True
     message = error_message(exc).lower()
     return error_code(exc) == "RequestError" and "already" in message and (
