@@ -154,8 +154,8 @@ def collect(
         help="Seconds between polls with --watch.", min=1)] = 30,
 ) -> None:
     """Store answers verbatim, apply the quality rules, write data/trials.* and participants."""
-    from crowdkit.collect import client_factory
     from crowdkit.collect import collect as collect_study
+    from crowdkit.turk import client_factory
 
     study = _study(directory)
     result = collect_study(study, client_factory(study), watch=watch, interval=interval,
@@ -171,8 +171,8 @@ def review(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before acting.")] = False,
 ) -> None:
     """Approve, reject and bonus per [review] policy; never twice (safe to re-run)."""
-    from crowdkit.collect import client_factory
     from crowdkit.review import review as review_study
+    from crowdkit.turk import client_factory
 
     study = _study(directory)
 

@@ -40,7 +40,7 @@ from crowdkit.design import AnswerKey, TrialKey
 from crowdkit.errors import CrowdkitError
 from crowdkit.files import write_atomically
 from crowdkit.payload import Payload
-from crowdkit.turk import error_code, error_message, paginate
+from crowdkit.turk import error_text, paginate
 
 DATA_FIELD = "data"
 LISTED_STATUSES = ["Submitted", "Approved", "Rejected"]
@@ -330,12 +330,6 @@ def fetch_assignments(ledger: Any, client_for: ClientFor,
 def study_hits(ledger: Any) -> list[Any]:
     """The HITs MTurk knows about: those whose create call returned an id."""
     return [h for h in ledger.hits() if h["hit_id"] is not None]
-
-
-def error_text(exc: Exception) -> str:
-    """A failed MTurk call in one line: MTurk's error code and message, else the exception."""
-    code = error_code(exc)
-    return f"{code}: {error_message(exc)}" if code else f"{type(exc).__name__}: {exc}"
 
 
 # ---------------------------------------------------------------------------- qualifications
@@ -729,17 +723,3 @@ def _watch(study: Any, ledger: Any, client_for: ClientFor, interval: float,
             if done:
                 return result
             sleep(interval)
-
-
-def client_factory(study: Any) -> ClientFor:
-    """target -> a boto3 MTurk client for it (crowdkit.turk), made once per target."""
-    from crowdkit import turk
-
-    clients: dict[str, Any] = {}
-
-    def client_for(target: str) -> Any:
-        if target not in clients:
-            clients[target] = turk.study_client(study, target)
-        return clients[target]
-
-    return client_for

@@ -712,7 +712,7 @@ def _result_or_user_error(future: Future, plan: HitPlan) -> tuple[dict, bool]:
             raise
         raise CrowdkitError(
             f"creating the HIT of task {plan.task_id} (part {plan.part}) failed: "
-            f"{turk.error_code(exc)}: {turk.error_message(exc)}; the HITs made so far are "
+            f"{turk.error_text(exc)}; the HITs made so far are "
             "recorded: fix the cause and run publish again to create the rest"
         ) from exc
 

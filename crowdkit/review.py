@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from crowdkit.collect import ClientFor, auto_approval_warnings, build_dataset, error_text
+from crowdkit.collect import ClientFor, auto_approval_warnings, build_dataset
 from crowdkit.errors import CrowdkitError
-from crowdkit.turk import is_token_already_used
+from crowdkit.turk import error_text, is_token_already_used
 from crowdkit.units import money_str
 
 FRAUD_KINDS = frozenset({"unknown trial ids", "duplicated trials", "absurd value",

@@ -189,6 +189,24 @@ def turk_error_code(exc: BaseException) -> str:
         "TurkErrorCode", ""))
 
 
+def error_text(exc: BaseException) -> str:
+    """A failed MTurk call in one line: MTurk's error code and message, else the exception."""
+    code = error_code(exc)
+    return f"{code}: {error_message(exc)}" if code else f"{type(exc).__name__}: {exc}"
+
+
+def client_factory(study: Any) -> Callable[[str], Any]:
+    """target -> the study's MTurk client for it (`study_client`), made once per target."""
+    clients: dict[str, Any] = {}
+
+    def client_for(target: str) -> Any:
+        if target not in clients:
+            clients[target] = study_client(study, target)
+        return clients[target]
+
+    return client_for
+
+
 def is_token_already_used(exc: BaseException) -> bool:
     """MTurk's answer to a UniqueRequestToken it has already processed.
 
