@@ -57,6 +57,14 @@ def _png(colour: tuple[int, int, int], size: int = 8) -> bytes:
     return buf.getvalue()
 
 
+def _image(stimuli_dir: Path, rel: str, activation: float) -> ImageRef:
+    """A tiny PNG whose colour comes from its path, so every file is distinct."""
+    seed = zlib.crc32(rel.encode())
+    (stimuli_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+    (stimuli_dir / rel).write_bytes(_png((seed & 255, (seed >> 8) & 255, (seed >> 16) & 255)))
+    return ImageRef(path=rel, activation=activation)
+
+
 def make_manifest(
     stimuli_dir: Path, *, n_units: int = 6, n_batches: int = 3, per_side: int = 10,
     n_layers: int = 3, synthetic: bool = True, n_synthetic: int = 10,
@@ -66,35 +74,24 @@ def make_manifest(
     units = []
     for u in range(n_units):
         layer = f"mixed{3 + u % n_layers}a"
-        batches = []
-        for b in range(n_batches):
-            sides = {}
-            for side in ("max", "min"):
-                refs = []
-                for rank in range(per_side):
-                    rel = f"u{u}/b{b}/{side}_{rank}.png"
-                    seed = zlib.crc32(rel.encode())
-                    colour = (seed & 255, (seed >> 8) & 255, (seed >> 16) & 255)
-                    (stimuli_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                    (stimuli_dir / rel).write_bytes(_png(colour))
-                    act = (rank + 100.0) if side == "max" else (rank - 100.0)
-                    refs.append(ImageRef(path=rel, activation=act))
-                sides[side] = refs
-            batches.append(ExemplarBatch(index=b, max=sides["max"], min=sides["min"]))
+        batches = [
+            ExemplarBatch(
+                index=b,
+                max=[_image(stimuli_dir, f"u{u}/b{b}/max_{r}.png", r + 100.0)
+                     for r in range(per_side)],
+                min=[_image(stimuli_dir, f"u{u}/b{b}/min_{r}.png", r - 100.0)
+                     for r in range(per_side)],
+            )
+            for b in range(n_batches)
+        ]
         syn = None
         if synthetic:
-            syn_refs = {}
-            for side in ("max", "min"):
-                refs = []
-                for i in range(n_synthetic):
-                    rel = f"u{u}/synthetic/{side}_{i}.png"
-                    seed = zlib.crc32(rel.encode())
-                    (stimuli_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                    (stimuli_dir / rel).write_bytes(
-                        _png((seed & 255, (seed >> 8) & 255, (seed >> 16) & 255)))
-                    refs.append(ImageRef(path=rel, activation=float(i)))
-                syn_refs[side] = refs
-            syn = SyntheticImages(max=syn_refs["max"], min=syn_refs["min"])
+            syn = SyntheticImages(
+                max=[_image(stimuli_dir, f"u{u}/synthetic/max_{i}.png", float(i))
+                     for i in range(n_synthetic)],
+                min=[_image(stimuli_dir, f"u{u}/synthetic/min_{i}.png", float(i))
+                     for i in range(n_synthetic)],
+            )
         units.append(Unit(id=f"{3 + u % n_layers}a:{u}", layer=layer, channel=u,
                           label=f"{3 + u % n_layers}a", selection="random",
                           natural=NaturalExemplars(batches=batches), synthetic=syn))
