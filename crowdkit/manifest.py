@@ -57,8 +57,9 @@ class NaturalExemplars(Strict):
     batches: list[ExemplarBatch] = Field(min_length=1)
 
 
-class SyntheticImages(Strict):
-    """Feature visualizations, each side in ascending activation like the batches.
+class ImageSet(Strict):
+    """One method's images of a unit (feature visualizations, or any other explanation's),
+    each side in ascending activation like the batches.
 
     `activation` holds the value re-scored on the final image. A study that shows fewer
     images than there are takes the most strongly activating max images and the most weakly
@@ -70,6 +71,17 @@ class SyntheticImages(Strict):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
+SyntheticImages = ImageSet  # the name stimgen and older code use for feature visualizations
+
+
+class MethodInfo(Strict):
+    """What an explanation method whose images a manifest brings is called in reports."""
+
+    label: str = ""
+    description: str = ""
+    color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
+
+
 class Unit(Strict):
     """A feature map: a layer and a channel, with a human label such as "4a, 3x3"."""
 
@@ -79,7 +91,10 @@ class Unit(Strict):
     label: str = ""
     selection: Literal["random", "picked"] = "picked"
     natural: NaturalExemplars
-    synthetic: SyntheticImages | None = None
+    synthetic: ImageSet | None = None
+    # Images of other explanation methods, by method name: each is a condition of its own
+    # (crowdkit.sources registers one per name).
+    references: dict[str, ImageSet] = Field(default_factory=dict)
 
 
 class ModelInfo(Strict):
@@ -104,6 +119,7 @@ class Manifest(Strict):
     model: ModelInfo
     dataset: DatasetInfo | None = None
     units: list[Unit] = Field(min_length=1)
+    methods: dict[str, MethodInfo] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -128,8 +144,9 @@ class Manifest(Strict):
             for batch in unit.natural.batches:
                 for ref in [*batch.max, *batch.min]:
                     paths[ref.path] = None
-            if unit.synthetic:
-                for ref in [*unit.synthetic.max, *unit.synthetic.min]:
+            image_sets = [unit.synthetic, *unit.references.values()]
+            for images in filter(None, image_sets):
+                for ref in [*images.max, *images.min]:
                     paths[ref.path] = None
         return list(paths)
 
