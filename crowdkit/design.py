@@ -12,102 +12,49 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import random
-import struct
-import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from crowdkit import sources
 from crowdkit.errors import ConfigError
-from crowdkit.files import file_digest, write_atomically
-from crowdkit.manifest import ExemplarBatch, ImageRef, Manifest, Unit, load_manifest
-from crowdkit.study import CONDITIONS, DesignSection, Study, StudyConfig
+from crowdkit.images import (
+    CONTENT_TYPES,
+    DigestCache,
+    ImageRegistry,
+    content_type,
+    image_key,
+    key_for_digest,
+    tagged_copy,
+)
+from crowdkit.ledger import Ledger
+from crowdkit.manifest import Manifest, Unit, load_manifest
+from crowdkit.study import DesignSection, Study, StudyConfig
+from crowdkit.tasks import AnswerKey, DesignedTask, PublicTask
+from crowdkit.trials import registry
+from crowdkit.trials.base import DEFAULT_TYPE, BuildContext, Slot
+from crowdkit.trials.twoafc import (
+    Feedback,
+    PublicTrial,
+    Queries,
+    References,
+    TrialKey,
+    TrialResponse,
+    balanced_positions,
+)
 
-TASK_SCHEMA_VERSION = 1
-Position = Literal["top", "bottom"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class References(Strict):
-    """Reference image keys by screen side. The min side is empty in max-only mode."""
-
-    left: list[str] = Field(default_factory=list)
-    right: list[str] = Field(default_factory=list)
-
-
-class Queries(Strict):
-    top: str
-    bottom: str
-
-
-class Feedback(Strict):
-    correct: Position
-
-
-class PublicTrial(Strict):
-    """What the page shows for one trial. `phase` is "practice" or "test" (main and catch)."""
-
-    trial_id: str
-    phase: Literal["practice", "test"]
-    condition: str
-    references: References
-    queries: Queries
-    feedback: Feedback | None = None
-
-
-class PublicTask(Strict):
-    schema_version: Literal[1] = TASK_SCHEMA_VERSION
-    task_id: str
-    study: str
-    trials: list[PublicTrial]
-
-
-class TrialKey(Strict):
-    """The private truth about one trial, kept in the ledger."""
-
-    trial_id: str
-    trial_index: int
-    phase: Literal["practice", "main", "catch"]
-    condition: str
-    block: int = 0
-    unit_id: str
-    layer: str
-    channel: int
-    unit_label: str = ""
-    unit_selection: str = "picked"
-    batch: int
-    max_position: Position
-    reference_mode: str
-    n_references: int
-
-
-class AnswerKey(Strict):
-    task_id: str
-    condition_order: list[str]
-    trials: list[TrialKey]
-
-
-class DesignedTask(Strict):
-    public: PublicTask
-    key: AnswerKey
-
+__all__ = [
+    "CONTENT_TYPES", "AnswerKey", "Design", "DesignedTask", "DigestCache", "Feedback",
+    "PublicTask", "PublicTrial", "Queries", "References", "TrialKey", "TrialResponse",
+    "balanced_positions", "design_for", "design_study", "design_tasks", "image_key",
+    "key_for_digest", "summarize", "tagged_copy",
+]
 
 # ---------------------------------------------------------------------------------------
 # The design algorithm
 # ---------------------------------------------------------------------------------------
-
-CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-                 ".gif": "image/gif", ".webp": "image/webp"}
-
 
 @dataclass
 class Design:
@@ -126,19 +73,8 @@ class Design:
             except ValueError:
                 rel = str(path.resolve())
             records[key] = {"path": rel, "bytes": path.stat().st_size,
-                            "content_type": CONTENT_TYPES.get(path.suffix.lower(), "image/png")}
+                            "content_type": content_type(path)}
         return records
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One trial to build: which unit and batch, shown how."""
-
-    phase: str  # practice, main or catch
-    condition: str
-    block: int
-    unit: Unit
-    batch: int
 
 
 class UnitStream:
@@ -213,10 +149,13 @@ def design_tasks(config: StudyConfig, manifest: Manifest, stimuli_dir: Path,
     their keys differ from the reference they copy and the page cannot match them up.
     """
     d = config.design
-    _check_design(config, manifest)
+    sources.sources_for(manifest)
+    trial_type = registry.get(DEFAULT_TYPE)
+    _check_design(config, manifest, trial_type.check(config, manifest))
     rng = random.Random(f"crowdkit-design:{config.design_seed}")
     practice_units, main_units = _split_practice_units(d, manifest, rng)
-    builder = _TrialBuilder(config, stimuli_dir, catch_dir, rng, digests or DigestCache())
+    images = ImageRegistry(stimuli_dir, catch_dir, digests or DigestCache())
+    ctx = BuildContext(config=config, manifest=manifest, rng=rng, images=images)
     orders = _condition_orders(d, rng)
     shared_batches = BatchCycler(main_units, rng)
     main_streams = {c: UnitStream(main_units, rng, shared_batches) for c in d.conditions}
@@ -228,38 +167,55 @@ def design_tasks(config: StudyConfig, manifest: Manifest, stimuli_dir: Path,
         task_id = f"t{position:04d}"
         slots = _practice_slots(d, order[0], practice_stream)
         slots += _test_slots(d, order, main_streams, catch_streams, rng)
-        tasks.append(builder.build_task(task_id, config.study.name, order, slots))
+        tasks.append(build_task(task_id, config, order, slots, ctx))
 
     digest = hashlib.sha256()
     for task in tasks:
         digest.update(task.model_dump_json().encode())
-    return Design(tasks=tasks, images=builder.images, design_hash=digest.hexdigest()[:32])
+    return Design(tasks=tasks, images=images.images, design_hash=digest.hexdigest()[:32])
 
 
-def _check_design(config: StudyConfig, manifest: Manifest) -> None:
+def trial_id(config: StudyConfig, task_id: str, index: int) -> str:
+    """A trial's public id: a hash that says nothing about the trial."""
+    return hashlib.sha256(
+        f"{config.design_seed}:{config.study.name}:{task_id}:{index}".encode()).hexdigest()[:12]
+
+
+def build_task(task_id: str, config: StudyConfig, order: list[str], slots: list[Slot],
+               ctx: BuildContext) -> DesignedTask:
+    """One task from its slots: each trial type builds its own trials, in task order."""
+    by_type: dict[str, list[tuple[int, str, Slot]]] = defaultdict(list)
+    for index, slot in enumerate(slots):
+        by_type[slot_type(slot)].append((index, trial_id(config, task_id, index), slot))
+    built = {}
+    for type_name, placed in by_type.items():
+        trials = registry.get(type_name).build(task_id, placed, ctx)
+        for (index, _, _), pair in zip(placed, trials, strict=True):
+            built[index] = pair
+    public = [built[i][0] for i in range(len(slots))]
+    keys = [built[i][1] for i in range(len(slots))]
+    return DesignedTask(
+        public=PublicTask(task_id=task_id, study=config.study.name, trials=public),
+        key=AnswerKey(task_id=task_id, condition_order=order, trials=keys),
+    )
+
+
+def slot_type(slot: Slot) -> str:
+    """The trial type a slot is built by: the paper's 2-AFC for practice, main and catch."""
+    return DEFAULT_TYPE
+
+
+def _check_design(config: StudyConfig, manifest: Manifest, type_problems: list[str]) -> None:
     d = config.design
     problems = []
     for condition in d.conditions:
-        if condition not in CONDITIONS:
+        if sources.find(condition) is None:
             problems.append(f"[design] conditions: unknown condition {condition!r}; "
-                            f"expected some of {', '.join(CONDITIONS)}")
+                            f"expected some of {', '.join(sources.names())} (or a method "
+                            "whose images the manifest brings)")
     if len(set(d.conditions)) != len(d.conditions):
         problems.append("[design] conditions: a condition is listed twice")
-    n = d.n_references
-    for unit in manifest.units:
-        for batch in unit.natural.batches:
-            if min(len(batch.max), len(batch.min)) < n + 1:
-                problems.append(
-                    f"manifest: unit {unit.id} batch {batch.index} has too few images for "
-                    f"n_references = {n} (needs {n + 1} per side: {n} references + 1 query)")
-                break
-        if "synthetic" in d.conditions:
-            syn = unit.synthetic
-            need_min = n if d.reference_mode == "min+max" else 0
-            if syn is None or len(syn.max) < n or len(syn.min) < need_min:
-                problems.append(
-                    f"manifest: unit {unit.id} lacks synthetic images for the synthetic "
-                    f"condition (needs {n} max" + (f" and {n} min)" if need_min else ")"))
+    problems += type_problems
     if d.assignment == "within" and d.trials_per_task < len(d.conditions):
         problems.append("[design] trials_per_task: fewer trials than conditions in a "
                         "within-participant design")
@@ -353,225 +309,6 @@ def _spread(mains: list[Slot], catches: list[Slot], rng: random.Random) -> list[
     return [catch_at[i] if i in catch_at else next(mains_iter) for i in range(total)]
 
 
-def balanced_positions(n: int, rng: random.Random, odd_extra: str | None = None) -> list[str]:
-    """n positions, exactly half "top" (for even n), in an unpredictable order."""
-    positions = ["top"] * (n // 2) + ["bottom"] * (n // 2)
-    if n % 2:
-        positions.append(odd_extra or rng.choice(["top", "bottom"]))
-    rng.shuffle(positions)
-    return positions
-
-
-class _TrialBuilder:
-    """Turns slots into public trials and keys, collecting the images they show."""
-
-    def __init__(self, config: StudyConfig, stimuli_dir: Path, catch_dir: Path,
-                 rng: random.Random, digests: DigestCache) -> None:
-        self.config = config
-        self.stimuli_dir = stimuli_dir
-        self.catch_dir = catch_dir
-        self.rng = rng
-        self.images: dict[str, Path] = {}
-        self.digests = digests
-        self._key_of: dict[Path, str] = {}
-
-    def build_task(self, task_id: str, study: str, order: list[str],
-                   slots: list[Slot]) -> DesignedTask:
-        positions = self._positions(slots)
-        public, keys = [], []
-        for index, (slot, max_pos) in enumerate(zip(slots, positions, strict=True)):
-            trial_id = hashlib.sha256(
-                f"{self.config.design_seed}:{study}:{task_id}:{index}".encode()).hexdigest()[:12]
-            trial, key = self._trial(trial_id, index, slot, max_pos)
-            public.append(trial)
-            keys.append(key)
-        return DesignedTask(
-            public=PublicTask(task_id=task_id, study=study, trials=public),
-            key=AnswerKey(task_id=task_id, condition_order=order, trials=keys),
-        )
-
-    def _positions(self, slots: list[Slot]) -> list[str]:
-        """Balance max-on-top within practice, main and catch trials, and overall."""
-        by_phase: dict[str, list[int]] = defaultdict(list)
-        for i, slot in enumerate(slots):
-            by_phase[slot.phase].append(i)
-        out = [""] * len(slots)
-        main_pos = balanced_positions(len(by_phase["main"]), self.rng)
-        odd = None
-        if len(by_phase["main"]) % 2 and len(by_phase["catch"]) % 2:
-            odd = "bottom" if main_pos.count("top") > main_pos.count("bottom") else "top"
-        catch_pos = balanced_positions(len(by_phase["catch"]), self.rng, odd)
-        practice_pos = balanced_positions(len(by_phase["practice"]), self.rng)
-        for phase, pos in (("main", main_pos), ("catch", catch_pos), ("practice", practice_pos)):
-            for i, p in zip(by_phase[phase], pos, strict=True):
-                out[i] = p
-        return out
-
-    def _trial(self, trial_id: str, index: int, slot: Slot,
-               max_pos: str) -> tuple[PublicTrial, TrialKey]:
-        d = self.config.design
-        unit, batch = slot.unit, _batch(slot.unit, slot.batch)
-        max_refs, min_refs = self._references(slot.condition, unit, batch, slot.phase)
-        max_query, min_query = batch.max[-1], batch.min[0]
-        if slot.phase == "catch":
-            max_src = self.rng.choice(max_refs)
-            min_src = self.rng.choice(min_refs) if min_refs else batch.min[0]
-            max_key = self._copy_key(max_src, f"{trial_id}:max")
-            min_key = self._copy_key(min_src, f"{trial_id}:min")
-        else:
-            max_key, min_key = self._key(max_query), self._key(min_query)
-        max_keys = [self._key(r) for r in max_refs]
-        min_keys = [self._key(r) for r in min_refs]
-        refs = (References(left=min_keys, right=max_keys) if d.max_side == "right"
-                else References(left=max_keys, right=min_keys))
-        min_pos = "bottom" if max_pos == "top" else "top"
-        queries = Queries(**{max_pos: max_key, min_pos: min_key})
-        public = PublicTrial(
-            trial_id=trial_id,
-            phase="practice" if slot.phase == "practice" else "test",
-            condition=slot.condition,
-            references=refs,
-            queries=queries,
-            feedback=Feedback(correct=max_pos) if slot.phase == "practice" else None,
-        )
-        key = TrialKey(
-            trial_id=trial_id, trial_index=index, phase=slot.phase, condition=slot.condition,
-            block=slot.block, unit_id=unit.id, layer=unit.layer, channel=unit.channel,
-            unit_label=unit.label, unit_selection=unit.selection, batch=batch.index,
-            max_position=max_pos, reference_mode=d.reference_mode,
-            n_references=0 if slot.condition == "none" and slot.phase != "catch"
-            else d.n_references,
-        )
-        return public, key
-
-    def _references(self, condition: str, unit: Unit, batch: ExemplarBatch,
-                    phase: str) -> tuple[list[ImageRef], list[ImageRef]]:
-        """The references shown: natural ranks 0-8 (max) and 1-9 (min), or synthetic.
-
-        With fewer than 9 references, the ones nearest the query's extreme are kept. A catch
-        trial in the "none" condition shows natural references: it needs something to copy.
-        """
-        d = self.config.design
-        n = d.n_references
-        if condition == "none" and phase != "catch":
-            return [], []
-        if condition == "synthetic":
-            assert unit.synthetic is not None  # checked in _check_design
-            # ascending activation, like the batches: the n most extreme of each side
-            max_refs, min_refs = unit.synthetic.max[-n:], unit.synthetic.min[:n]
-        else:
-            max_refs, min_refs = batch.max[-1 - n:-1], batch.min[1:1 + n]
-        if d.reference_mode == "max-only":
-            min_refs = []
-        return list(max_refs), list(min_refs)
-
-    def _key(self, ref: ImageRef) -> str:
-        path = self.stimuli_dir / ref.path
-        key = self._key_of.get(path)
-        if key is None:
-            digest = self.digests.sha256(path)
-            if ref.sha256 and ref.sha256 != digest:
-                raise ConfigError(f"{path}: the file changed since the manifest was written "
-                                  "(sha256 differs); re-render or fix the manifest")
-            key = key_for_digest(digest, path.suffix)
-            self._key_of[path] = key
-            self.images[key] = path
-        return key
-
-    def _copy_key(self, ref: ImageRef, nonce: str) -> str:
-        """A pixel-identical copy of an image under a new key (see `tagged_copy`)."""
-        src = self.stimuli_dir / ref.path
-        data = tagged_copy(_read_image(src), src.suffix.lower(), nonce)
-        key = image_key(data, src.suffix)
-        path = self.catch_dir / key
-        if not path.exists():
-            write_atomically(path, data)
-        self.images[key] = path
-        return key
-
-
-def image_key(data: bytes, suffix: str) -> str:
-    """The content-hash key of an image: 128 bits of its sha256 in hex, plus its extension.
-
-    128 bits never collide within a study, and the shorter key keeps a 40-trial HIT with
-    9 + 9 references well inside MTurk's 64 KB limit on the question.
-    """
-    return key_for_digest(hashlib.sha256(data).hexdigest(), suffix)
-
-
-def key_for_digest(sha256_hex: str, suffix: str) -> str:
-    return sha256_hex[:32] + suffix.lower()
-
-
-class DigestCache:
-    """File digests remembered by size and modification time, as git's index does.
-
-    Publishing designs the study again to check that nothing changed; without this, every
-    publish would read and hash every image. A file whose size or mtime changed is hashed
-    afresh. `path` None keeps the cache in memory only.
-    """
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path
-        self.entries: dict[str, list] = {}
-        if path is not None and path.is_file():
-            try:
-                self.entries = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                self.entries = {}  # a damaged cache only costs a re-hash
-        self.changed = False
-
-    def sha256(self, file: Path) -> str:
-        try:
-            stat = file.stat()
-            stamp = [stat.st_size, stat.st_mtime_ns]
-            entry = self.entries.get(str(file))
-            if entry is not None and entry[:2] == stamp:
-                return entry[2]
-            digest = file_digest(file)
-        except OSError as exc:
-            raise ConfigError(f"{file}: cannot read image: {exc.strerror}") from None
-        self.entries[str(file)] = [*stamp, digest]
-        self.changed = True
-        return digest
-
-    def save(self) -> None:
-        if self.path is not None and self.changed:
-            write_atomically(self.path, json.dumps(self.entries))
-            self.changed = False
-
-
-def _batch(unit: Unit, index: int) -> ExemplarBatch:
-    for batch in unit.natural.batches:
-        if batch.index == index:
-            return batch
-    raise KeyError(index)
-
-
-def _read_image(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read image: {exc.strerror}") from None
-
-
-def tagged_copy(data: bytes, suffix: str, nonce: str) -> bytes:
-    """The same image with a comment added: identical pixels, different bytes.
-
-    PNG gets a tEXt chunk before IEND; JPEG a COM segment after SOI. Nothing is re-encoded,
-    so the copy decodes to exactly the same pixels as the original.
-    """
-    text = f"crowdkit {hashlib.sha256(nonce.encode()).hexdigest()[:16]}".encode()
-    if suffix == ".png" and data.endswith(b"IEND\xaeB`\x82"):
-        body = b"tEXt" + b"Comment\x00" + text
-        chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
-        return data[:-12] + chunk + data[-12:]
-    if suffix in (".jpg", ".jpeg") and data[:2] == b"\xff\xd8":
-        segment = b"\xff\xfe" + struct.pack(">H", len(text) + 2) + text
-        return data[:2] + segment + data[2:]
-    raise ConfigError(f"catch trials need PNG or JPEG images; cannot copy a {suffix} file")
-
-
 # ---------------------------------------------------------------------------------------
 # The study-level action and its summary
 # ---------------------------------------------------------------------------------------
@@ -588,8 +325,6 @@ def design_for(study: Study) -> Design:
 
 def design_study(study: Study) -> str:
     """Design the study's tasks from its manifest into the ledger; return a summary."""
-    from crowdkit.ledger import Ledger
-
     design = design_for(study)
     with Ledger.open(study.db_path, write=True, command="crowdkit design") as ledger:
         changed = ledger.save_design(design.tasks, design.image_records(study.root),

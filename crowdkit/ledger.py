@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from crowdkit.errors import CrowdkitError, LedgerBusy
+from crowdkit.tasks import AnswerKey, DesignedTask, PublicTask
 
 SCHEMA_V1 = """
 CREATE TABLE meta (
@@ -42,8 +43,8 @@ CREATE TABLE images (
 CREATE TABLE tasks (                           -- the design's hash is meta.design_hash
     task_id     TEXT PRIMARY KEY,
     position    INTEGER NOT NULL UNIQUE,
-    public_json TEXT NOT NULL,                 -- crowdkit.design.PublicTask
-    key_json    TEXT NOT NULL,                 -- crowdkit.design.AnswerKey (never sent out)
+    public_json TEXT NOT NULL,                 -- crowdkit.tasks.PublicTask
+    key_json    TEXT NOT NULL,                 -- crowdkit.tasks.AnswerKey (never sent out)
     created_at  TEXT NOT NULL
 );
 CREATE TABLE hits (
@@ -288,7 +289,7 @@ class Ledger:
         return self.get_meta("design_hash")
 
     def save_design(
-        self, tasks: list[Any], images: dict[str, dict[str, Any]], design_hash: str
+        self, tasks: list[DesignedTask], images: dict[str, dict[str, Any]], design_hash: str
     ) -> bool:
         """Store a design's tasks and images in one transaction.
 
@@ -325,10 +326,8 @@ class Ledger:
                            images=len(images), replaced=current)
             return True
 
-    def tasks(self) -> list[Any]:
-        """All designed tasks (crowdkit.design.DesignedTask) in design order."""
-        from crowdkit.design import AnswerKey, DesignedTask, PublicTask
-
+    def tasks(self) -> list[DesignedTask]:
+        """All designed tasks in design order."""
         rows = self.conn.execute(
             "SELECT public_json, key_json FROM tasks ORDER BY position"
         ).fetchall()

@@ -367,11 +367,11 @@ def test_within_design_shows_a_unit_with_different_queries_in_each_block():
 
 
 def test_designing_again_hashes_only_images_that_changed(small_study: Path, monkeypatch):
-    from crowdkit import design as design_module
+    from crowdkit import images as images_module
 
     calls: list[Path] = []
-    real = design_module.file_digest
-    monkeypatch.setattr(design_module, "file_digest", lambda p: calls.append(p) or real(p))
+    real = images_module.file_digest
+    monkeypatch.setattr(images_module, "file_digest", lambda p: calls.append(p) or real(p))
     study = load_study(small_study)
     design_study(study)
     first = len(calls)

@@ -1,0 +1,197 @@
+"""What every trial type shares, and what a trial type must provide.
+
+A trial type owns everything that depends on what one trial *is*:
+
+- its design rows: the public half a page shows and the private key (`build`);
+- its part of the worker's page: a Jinja template and a script in its own folder
+  (`template_dir`), plus the JSON item each trial becomes (`page_item`, `image_keys`);
+- the validation of its answers (`response_model`, strict pydantic);
+- its tidy rows (`tidy`, with `tidy_columns` beyond the core ones);
+- what the quality rules read (`observe`: right or wrong, which side, how fast);
+- how a simulated participant answers it (`truth`, `simulate`).
+
+The rest of crowdkit (design, templates, collect, quality, simulate) talks to trials only
+through this interface, so a new kind of trial is one package plus one line in
+`crowdkit.trials.registry`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, model_serializer
+
+if TYPE_CHECKING:
+    from crowdkit.images import ImageRegistry
+    from crowdkit.manifest import Manifest, Unit
+    from crowdkit.study import StudyConfig
+
+DEFAULT_TYPE = "2afc"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Typed(Strict):
+    """A model with a `type` field that is left out of its JSON when it is the default.
+
+    So the paper's 2-AFC tasks serialise exactly as they did before trial types existed,
+    and ledgers written then still match their design hash.
+    """
+
+    type: str = DEFAULT_TYPE
+
+    @model_serializer(mode="wrap")
+    def _drop_default_type(self, handler: Any, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("type") == DEFAULT_TYPE:
+            data.pop("type")
+        return data
+
+
+class PublicTrialBase(_Typed):
+    """What a page gets about one trial. `phase` is never "main" or "catch": the page
+    must not tell them apart."""
+
+    trial_id: str
+    phase: str
+    condition: str
+
+
+class TrialKeyBase(_Typed):
+    """The private truth about one trial, kept in the ledger."""
+
+    trial_id: str
+    trial_index: int
+    phase: str
+    condition: str
+    block: int = 0
+    unit_id: str
+    layer: str
+    channel: int
+    unit_label: str = ""
+    unit_selection: str = "picked"
+    batch: int
+
+
+class ResponseBase(Strict):
+    """One answer as the page submits it. Practice trials may repeat (one per round)."""
+
+    trial_id: str = Field(min_length=1, max_length=64)
+    rt_ms: float = Field(ge=0, le=3_600_000)
+    round: int = Field(default=1, ge=1, le=100)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One trial to build: which unit and batch, in which phase, condition and block."""
+
+    phase: str  # practice, main or catch (or a trial type's own phase)
+    condition: str
+    block: int
+    unit: Unit
+    batch: int
+
+
+@dataclass
+class BuildContext:
+    """What a trial type needs to turn slots into trials."""
+
+    config: StudyConfig
+    manifest: Manifest
+    rng: random.Random
+    images: ImageRegistry
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the quality rules read from one answer: right or wrong (None: no right answer),
+    the option chosen (for response variety; None: not a choice) and the reaction time."""
+
+    correct: bool | None
+    choice: str | None
+    rt_ms: float | None
+
+
+@dataclass
+class SimulatedParticipant:
+    """How a simulated participant behaves: its kind and its chance of a right answer."""
+
+    kind: str
+    accuracy: dict[str, float]
+    catch_accuracy: float
+    rt_median_ms: float = 4000.0
+    rt_sigma: float = 0.5
+
+    def p_correct(self, condition: str, is_catch: bool) -> float:
+        if is_catch:
+            return 0.0 if self.kind == "catch-fail" else self.catch_accuracy
+        return self.accuracy.get(condition, 0.5)
+
+
+class TrialType:
+    """The interface of a trial type; subclasses fill in every method."""
+
+    name: ClassVar[str]
+    public_model: ClassVar[type[PublicTrialBase]]
+    key_model: ClassVar[type[TrialKeyBase]]
+    response_model: ClassVar[type[ResponseBase]]
+    # Columns this type adds to the tidy trials table beyond the core ones, with dtypes.
+    tidy_columns: ClassVar[dict[str, str]] = {}
+    # The folder of its page part: `page.html` (screens) and `page.js` (the renderer).
+    template_dir: ClassVar[Path]
+
+    def check(self, config: StudyConfig, manifest: Manifest) -> list[str]:
+        """Problems that make the manifest unusable for this design (one line each)."""
+        return []
+
+    def build(self, task_id: str, slots: Sequence[tuple[int, str, Slot]], ctx: BuildContext
+              ) -> list[tuple[PublicTrialBase, TrialKeyBase]]:
+        """This type's trials of one task from (index in the task, trial id, slot), in order.
+
+        The rest of the task's trials (other types) are built separately; `index` is the
+        trial's place among all of them."""
+        raise NotImplementedError
+
+    def image_keys(self, trial: PublicTrialBase) -> list[str]:
+        """Every image key the trial shows, in the order its script consumes them."""
+        raise NotImplementedError
+
+    def page_item(self, trial: PublicTrialBase) -> dict[str, Any]:
+        """The trial as the page's JSON item (images travel packed, apart from this)."""
+        raise NotImplementedError
+
+    def leak(self, trial: PublicTrialBase) -> str | None:
+        """Why showing this public trial would give the answer away, or None."""
+        return None
+
+    def page_context(self, trials: Sequence[PublicTrialBase], config: StudyConfig
+                     ) -> dict[str, Any]:
+        """Names this type's templates use, for the trials of one page."""
+        return {}
+
+    def observe(self, key: TrialKeyBase, response: ResponseBase) -> Observation:
+        raise NotImplementedError
+
+    def tidy(self, key: TrialKeyBase, response: ResponseBase) -> dict[str, Any]:
+        """This type's columns of the tidy row of one answer."""
+        raise NotImplementedError
+
+    def truth(self, key: TrialKeyBase) -> dict[str, Any]:
+        """What a simulated participant's oracle knows about a trial (never sent out)."""
+        raise NotImplementedError
+
+    def simulate(self, item: dict[str, Any], truth: dict[str, Any] | None,
+                 participant: SimulatedParticipant, rng: random.Random) -> dict[str, Any]:
+        """The response a simulated participant gives to a page item (`truth` None for
+        practice trials, which carry their answer in the page)."""
+        raise NotImplementedError
+
+    def practice_right(self, item: dict[str, Any], response: dict[str, Any]) -> bool:
+        """Whether a simulated practice response was right (the page tells the worker)."""
+        raise NotImplementedError

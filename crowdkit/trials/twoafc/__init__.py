@@ -1,0 +1,287 @@
+"""The paper's trial: a two-alternative forced choice between two queries (Borowski et al.).
+
+References sit left and right (min on one side, max on the other, or max only), two queries
+in the centre, one above the other; the worker picks the query that activates the feature
+map more strongly, with a confidence of 1-3. The max query is the batch's max rank 9, the
+min query its min rank 0, natural in every condition; which references are shown comes
+from the condition's reference source (crowdkit.sources). A catch trial's queries are
+byte-level copies of a shown max and min reference, so attention alone answers it.
+
+Nothing public says which query is the max one, except on practice trials, whose feedback
+needs it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from pydantic import Field
+
+from crowdkit import sources
+from crowdkit.errors import ConfigError
+from crowdkit.manifest import ExemplarBatch, Manifest, Unit
+from crowdkit.study import StudyConfig
+from crowdkit.trials.base import (
+    BuildContext,
+    Observation,
+    PublicTrialBase,
+    ResponseBase,
+    SimulatedParticipant,
+    Slot,
+    Strict,
+    TrialKeyBase,
+    TrialType,
+)
+
+Position = Literal["top", "bottom"]
+
+
+class References(Strict):
+    """Reference image keys by screen side. The min side is empty in max-only mode."""
+
+    left: list[str] = Field(default_factory=list)
+    right: list[str] = Field(default_factory=list)
+
+
+class Queries(Strict):
+    top: str
+    bottom: str
+
+
+class Feedback(Strict):
+    correct: Position
+
+
+class PublicTrial(PublicTrialBase):
+    """What the page shows for one trial. `phase` is "practice" or "test" (main and catch)."""
+
+    phase: Literal["practice", "test"]
+    references: References
+    queries: Queries
+    feedback: Feedback | None = None
+
+
+class TrialKey(TrialKeyBase):
+    phase: Literal["practice", "main", "catch"]
+    max_position: Position
+    reference_mode: str
+    n_references: int
+
+
+class TrialResponse(ResponseBase):
+    """One answer: which query (by screen position) and how sure (1-3)."""
+
+    response: Position
+    confidence: int = Field(ge=1, le=3)
+
+
+def balanced_positions(n: int, rng: random.Random, odd_extra: str | None = None) -> list[str]:
+    """n positions, exactly half "top" (for even n), in an unpredictable order."""
+    positions = ["top"] * (n // 2) + ["bottom"] * (n // 2)
+    if n % 2:
+        positions.append(odd_extra or rng.choice(["top", "bottom"]))
+    rng.shuffle(positions)
+    return positions
+
+
+def _other(position: str) -> str:
+    return "bottom" if position == "top" else "top"
+
+
+def batch_of(unit: Unit, index: int) -> ExemplarBatch:
+    for batch in unit.natural.batches:
+        if batch.index == index:
+            return batch
+    raise KeyError(index)
+
+
+class TwoAFC(TrialType):
+    name = "2afc"
+    public_model = PublicTrial
+    key_model = TrialKey
+    response_model = TrialResponse
+    template_dir = Path(__file__).resolve().parent
+
+    # -- design ------------------------------------------------------------------------
+
+    def check(self, config: StudyConfig, manifest: Manifest) -> list[str]:
+        d = config.design
+        n = d.n_references
+        problems = []
+        condition_sources = [sources.get(c) for c in d.conditions
+                             if sources.find(c) is not None]
+        for unit in manifest.units:
+            for batch in unit.natural.batches:
+                if min(len(batch.max), len(batch.min)) < n + 1:
+                    problems.append(
+                        f"manifest: unit {unit.id} batch {batch.index} has too few images for "
+                        f"n_references = {n} (needs {n + 1} per side: {n} references + 1 "
+                        "query)")
+                    break
+            for source in condition_sources:
+                problem = source.problem(unit, n, d.reference_mode)
+                if problem:
+                    problems.append(problem)
+        return problems
+
+    def build(self, task_id: str, slots: Sequence[tuple[int, str, Slot]], ctx: BuildContext
+              ) -> list[tuple[PublicTrialBase, TrialKeyBase]]:
+        positions = self._positions([slot for _, _, slot in slots], ctx.rng)
+        return [self._trial(trial_id, index, slot, max_pos, ctx)
+                for (index, trial_id, slot), max_pos in zip(slots, positions, strict=True)]
+
+    def _positions(self, slots: list[Slot], rng: random.Random) -> list[str]:
+        """Balance max-on-top within practice, main and catch trials, and overall."""
+        by_phase: dict[str, list[int]] = defaultdict(list)
+        for i, slot in enumerate(slots):
+            by_phase[slot.phase].append(i)
+        out = [""] * len(slots)
+        main_pos = balanced_positions(len(by_phase["main"]), rng)
+        odd = None
+        if len(by_phase["main"]) % 2 and len(by_phase["catch"]) % 2:
+            odd = "bottom" if main_pos.count("top") > main_pos.count("bottom") else "top"
+        catch_pos = balanced_positions(len(by_phase["catch"]), rng, odd)
+        practice_pos = balanced_positions(len(by_phase["practice"]), rng)
+        for phase, pos in (("main", main_pos), ("catch", catch_pos), ("practice", practice_pos)):
+            for i, p in zip(by_phase[phase], pos, strict=True):
+                out[i] = p
+        return out
+
+    def _trial(self, trial_id: str, index: int, slot: Slot, max_pos: str,
+               ctx: BuildContext) -> tuple[PublicTrial, TrialKey]:
+        d = ctx.config.design
+        unit, batch = slot.unit, batch_of(slot.unit, slot.batch)
+        source = sources.get(slot.condition)
+        if slot.phase == "catch" and not source.shows_references:
+            # A catch trial needs something to copy: the batch's natural exemplars.
+            source = sources.get("natural")
+        max_refs, min_refs = source.references(unit, batch, d.n_references, d.reference_mode)
+        images = ctx.images
+        if slot.phase == "catch":
+            max_src = ctx.rng.choice(max_refs)
+            min_src = ctx.rng.choice(min_refs) if min_refs else batch.min[0]
+            max_key = images.copy_key(max_src.path, f"{trial_id}:max")
+            min_key = images.copy_key(min_src.path, f"{trial_id}:min")
+        else:
+            max_key = images.key(batch.max[-1].path, batch.max[-1].sha256)
+            min_key = images.key(batch.min[0].path, batch.min[0].sha256)
+        max_keys = [images.key(r.path, r.sha256) for r in max_refs]
+        min_keys = [images.key(r.path, r.sha256) for r in min_refs]
+        refs = (References(left=min_keys, right=max_keys) if d.max_side == "right"
+                else References(left=max_keys, right=min_keys))
+        queries = Queries(**{max_pos: max_key, _other(max_pos): min_key})
+        practice = slot.phase == "practice"
+        public = PublicTrial(
+            trial_id=trial_id, phase="practice" if practice else "test",
+            condition=slot.condition, references=refs, queries=queries,
+            feedback=Feedback(correct=cast(Position, max_pos)) if practice else None,
+        )
+        key = TrialKey(
+            trial_id=trial_id, trial_index=index, phase=cast(Any, slot.phase),
+            condition=slot.condition, block=slot.block, unit_id=unit.id, layer=unit.layer,
+            channel=unit.channel, unit_label=unit.label, unit_selection=unit.selection,
+            batch=batch.index, max_position=cast(Position, max_pos),
+            reference_mode=d.reference_mode,
+            n_references=d.n_references if max_refs else 0,
+        )
+        return public, key
+
+    # -- the page ----------------------------------------------------------------------
+
+    def image_keys(self, trial: PublicTrialBase) -> list[str]:
+        """Left references, right references, top query, bottom query."""
+        t = _public(trial)
+        return [*t.references.left, *t.references.right, t.queries.top, t.queries.bottom]
+
+    def page_item(self, trial: PublicTrialBase) -> dict[str, Any]:
+        t = _public(trial)
+        item: dict[str, Any] = {"id": t.trial_id, "phase": t.phase, "cond": t.condition,
+                                "n": [len(t.references.left), len(t.references.right)]}
+        if t.phase == "practice" and t.feedback is not None:
+            item["answer"] = t.feedback.correct
+        return item
+
+    def leak(self, trial: PublicTrialBase) -> str | None:
+        t = _public(trial)
+        if t.phase == "test" and t.feedback is not None:
+            return "a test trial carries feedback, which would tell the worker the answer"
+        return None
+
+    def page_context(self, trials: Sequence[PublicTrialBase], config: StudyConfig
+                     ) -> dict[str, Any]:
+        strong = config.design.max_side
+        return {
+            "strong_side": strong,
+            "weak_side": "left" if strong == "right" else "right",
+            "two_sided": config.design.reference_mode == "min+max",
+            "has_no_reference_trials": any(
+                not (_public(t).references.left or _public(t).references.right)
+                for t in trials),
+        }
+
+    # -- answers -----------------------------------------------------------------------
+
+    def observe(self, key: TrialKeyBase, response: ResponseBase) -> Observation:
+        k, r = _key(key), _response(response)
+        return Observation(correct=r.response == k.max_position, choice=r.response,
+                           rt_ms=r.rt_ms)
+
+    def tidy(self, key: TrialKeyBase, response: ResponseBase) -> dict[str, Any]:
+        k, r = _key(key), _response(response)
+        return {"reference_mode": k.reference_mode, "n_references": k.n_references,
+                "max_position": k.max_position, "response": r.response,
+                "correct": r.response == k.max_position, "confidence": r.confidence,
+                "rt_ms": float(r.rt_ms)}
+
+    # -- simulated participants ----------------------------------------------------------
+
+    def truth(self, key: TrialKeyBase) -> dict[str, Any]:
+        k = _key(key)
+        return {"answer": k.max_position, "catch": k.phase == "catch"}
+
+    def simulate(self, item: dict[str, Any], truth: dict[str, Any] | None,
+                 participant: SimulatedParticipant, rng: random.Random) -> dict[str, Any]:
+        right = (truth or {}).get("answer") or item.get("answer", "top")
+        is_catch = bool(truth and truth.get("catch"))
+        if participant.kind == "same-side":
+            response = "top"
+        elif participant.kind == "fast":
+            response = rng.choice(["top", "bottom"])
+        else:
+            p = participant.p_correct(item.get("cond", ""), is_catch)
+            response = right if rng.random() < p else _other(right)
+        correct = response == right
+        confidence = rng.choices([1, 2, 3], weights=[1, 3, 6] if correct else [4, 4, 2])[0]
+        if participant.kind == "fast":
+            rt = round(rng.uniform(150, 250), 1)
+        else:
+            rt = round(max(250.0, rng.lognormvariate(math.log(participant.rt_median_ms),
+                                                     participant.rt_sigma)), 1)
+        return {"trial_id": item["id"], "response": response, "confidence": confidence,
+                "rt_ms": rt}
+
+    def practice_right(self, item: dict[str, Any], response: dict[str, Any]) -> bool:
+        return bool(response["response"] == item.get("answer"))
+
+
+def _public(trial: PublicTrialBase) -> PublicTrial:
+    if not isinstance(trial, PublicTrial):
+        raise ConfigError(f"trial {trial.trial_id} is not a 2-AFC trial")
+    return trial
+
+
+def _key(key: TrialKeyBase) -> TrialKey:
+    if not isinstance(key, TrialKey):
+        raise ConfigError(f"trial {key.trial_id} is not a 2-AFC trial")
+    return key
+
+
+def _response(response: ResponseBase) -> TrialResponse:
+    if not isinstance(response, TrialResponse):
+        raise ConfigError(f"answer to trial {response.trial_id} is not a 2-AFC answer")
+    return response
