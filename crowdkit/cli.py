@@ -212,7 +212,8 @@ def analyze(
     if as_json:
         typer.echo(json.dumps(result.to_json(report), allow_nan=False))
     else:
-        analysis.print_tables(result, report)
+        from rich.console import Console
+        Console(soft_wrap=True).print(analysis.terminal_output(result, report))
 
 
 @app.command()

@@ -174,7 +174,8 @@ def _analyze(study: Study, result: DemoResult, echo: Callable[[str], None]) -> N
     echo("[8/8] analysing ...")
     analysed = analysis.analyze_file(study.root)
     result.report_html = analysis.write_report(analysed, study.report_dir)
-    analysis.print_tables(analysed, result.report_html)
+    from rich.console import Console
+    Console(soft_wrap=True).print(analysis.terminal_output(analysed, result.report_html))
     result.summary = analysed.to_json(result.report_html)["summary"]
 
 

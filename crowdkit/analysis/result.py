@@ -1,0 +1,115 @@
+"""The whole analysis of one trials table, computed once and shared by every output.
+
+`analyze` runs every statistic and keeps the results in an `Analysis`; the JSON of
+`--json`, the terminal tables, the figures and report.html are all views of that one object,
+so they can never disagree about a number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crowdkit.analysis.load import load_trials, parse_by, trials_file
+from crowdkit.analysis.stats import (
+    ALL,
+    accuracy_table,
+    catch_accuracy,
+    compare_conditions,
+    infer_design,
+    main_trials,
+    participant_accuracy,
+    participant_counts,
+    rt_and_confidence,
+    sort_rows,
+    summarize,
+)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything `crowdkit analyze` reports, computed once and rendered as JSON, text or HTML."""
+
+    source: str
+    by: list[str]
+    design: str
+    participants: dict[str, Any]
+    summary: pd.DataFrame
+    catch: pd.DataFrame
+    rt_confidence: pd.DataFrame
+    comparisons: pd.DataFrame
+    by_layer: pd.DataFrame | None
+    participant_accuracy: pd.DataFrame
+
+    def to_json(self, report: Path | None = None) -> dict[str, Any]:
+        """A JSON-ready dict: NaN becomes null and numpy numbers become plain numbers."""
+        return {
+            "source": self.source,
+            "design": self.design,
+            "by": list(self.by),
+            "participants": self.participants,
+            "summary": records(self.summary),
+            "catch": records(self.catch),
+            "rt_confidence": records(self.rt_confidence),
+            "comparisons": records(self.comparisons),
+            "report": str(report) if report else None,
+        }
+
+
+def analyze(trials: pd.DataFrame, by: Iterable[str] | None = (), source: str = "") -> Analysis:
+    """Run every statistic on a normalised trials table (see `load_trials`)."""
+    by = parse_by(by)
+    summary = summarize(trials, by)
+    main = main_trials(trials)
+    return Analysis(
+        source=source,
+        by=by,
+        design=infer_design(trials),
+        participants=participant_counts(trials),
+        summary=summary,
+        catch=catch_accuracy(trials),
+        rt_confidence=rt_and_confidence(trials),
+        comparisons=compare_conditions(trials),
+        by_layer=accuracy_table(main, ["condition", "layer"]) if "layer" in main else None,
+        participant_accuracy=sort_rows(participant_accuracy(main, ["condition"]), ["condition"]),
+    )
+
+
+def analyze_file(source: Path | str, by: Iterable[str] | None = ()) -> Analysis:
+    """`crowdkit analyze`: read a trials file (or a study's) and analyse it, naming the file."""
+    path = trials_file(source)
+    return analyze(load_trials(path), by=by, source=str(path))
+
+
+def records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain Python values, NaN as None, ready for json.dumps."""
+    return [
+        {key: _plain(value) for key, value in row.items()}
+        for row in table.to_dict(orient="records")
+    ]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def summary_parts(analysis: Analysis) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The blocks of `summary` (see `summarize`): per condition, per expert level, per --by."""
+    summary = analysis.summary
+    overall = summary["expert_level"] == ALL
+    plain = overall.copy()
+    for column in analysis.by:
+        plain &= summary[column] == ALL
+    return summary[plain], summary[~overall], summary[overall & ~plain]
