@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from crowdkit import analysis
+from crowdkit import analysis, sources
 from crowdkit.cli import app
 from crowdkit.errors import ConfigError, CrowdkitError
 
-REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference-data"
-EXPERIMENT_I = REFERENCE_DIR / "experiment_I_main_practice_catch_repeated_trials_preprocessed.csv"
+DATA_DIR = Path(__file__).resolve().parent / "data"  # published data, see data/README.md
+EXPERIMENT_I = DATA_DIR / "experiment_I_main_practice_catch_repeated_trials_preprocessed.csv"
 
 MINIMAL_STUDY_TOML = """
 [study]
@@ -55,8 +58,6 @@ def tidy_experiment_i() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def experiment_i_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not EXPERIMENT_I.is_file():
-        pytest.skip(f"reference data not found at {EXPERIMENT_I} (CI places shared/ beside it)")
     path = tmp_path_factory.mktemp("reference") / "experiment_I_tidy.csv"
     tidy_experiment_i().to_csv(path, index=False)
     return path
@@ -407,3 +408,88 @@ def test_plain_output_is_a_table_with_counts(tmp_path: Path) -> None:
     assert "Accuracy by layer" in result.stdout
     assert "Paired comparisons" in result.stdout
     assert not (tmp_path / "report").exists()  # a bare file writes no report unless --out
+
+
+def test_intuitiveness_ratings_reproduce_the_published_mean() -> None:
+    ratings = pd.read_csv(DATA_DIR / "experiment_I_intuitiveness_beginning_preprocessed.csv")
+    per_participant = ratings.groupby("subject_id")["rating"].mean()
+    mean, low, high = analysis.mean_ci(per_participant)
+    assert len(per_participant) == 10
+    assert (round(mean, 1), round(high - mean, 1)) == (-1.6, 21.1)
+
+
+# ---------------------------------------------------------------- conditions come from sources
+
+
+@pytest.fixture
+def other_methods() -> Iterator[None]:
+    """Two more registered conditions: one with a colour of its own, one without."""
+    sources.register(sources.ImageSetSource("gradcam", "Grad-CAM", color="#123456"))
+    sources.register(sources.ImageSetSource("lime", "LIME images"))
+    yield
+    sources.unregister("gradcam")
+    sources.unregister("lime")
+
+
+def test_conditions_are_ordered_and_coloured_by_the_source_registry(other_methods: None) -> None:
+    names = ["none_pre", "lime", "gradcam", "synthetic", "natural"]  # none_pre: no source
+    data = trials(many_main_rows(*((f"p{i}", c, 1 + i, 1) for i in range(2) for c in names)))
+    summary = analysis.summarize(data)
+    assert list(summary["condition"]) == ["natural", "synthetic", "gradcam", "lime", "none_pre"]
+    assert list(analysis.compare_conditions(data)["condition_a"])[:4] == ["natural"] * 4
+    ordered = list(summary["condition"])  # as every figure passes them
+    colors = [analysis.condition_color(c, ordered) for c in ordered]
+    assert colors == [
+        sources.get("natural").color,
+        sources.get("synthetic").color,
+        "#123456",
+        analysis.figures.EXTRA_COLORS[0],  # a registered source without a colour
+        analysis.figures.EXTRA_COLORS[1],  # a published data set's own name
+    ]
+
+
+# ---------------------------------------------------------------- no printing, lazy imports
+
+
+def test_the_library_prints_nothing_and_reports_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps: list[tuple[str, int, int]] = []
+
+    @contextmanager
+    def recorded(description: str, total: int) -> Iterator[Callable[[int], None]]:
+        steps.append((description, total, 0))
+        yield lambda n: steps.append((description, total, n))
+
+    result = analysis.analyze(analysis.normalize_trials(rich_trials()), source="generated")
+    report = analysis.write_report(result, tmp_path / "out", progress=recorded)
+    assert report.is_file()
+    assert steps == [("drawing figures", 4, 0)] + [("drawing figures", 4, 1)] * 4
+    assert capsys.readouterr() == ("", "")
+
+
+def test_terminal_output_is_returned_for_the_cli_to_print(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    result = analysis.analyze(analysis.normalize_trials(rich_trials()), source="[t].csv")
+    line = analysis.headline(result)
+    assert "6 participants analysed, 0 excluded; design: within participants" in line
+    titles = [str(table.title) for table in analysis.rich_tables(result)]
+    assert titles[0].startswith("Accuracy on main trials")
+    assert "Accuracy by expert level" in titles and "Paired comparisons" in titles[-1]
+    console = Console(width=60, soft_wrap=True, record=True, file=io.StringIO())
+    console.print(analysis.terminal_output(result, tmp_path / "report.html"))
+    text = console.export_text()
+    assert text.splitlines()[0].startswith("[t].csv: 6 participants")  # one line, not markup
+    assert text.rstrip().endswith(f"report: {tmp_path / 'report.html'}")
+
+
+def test_importing_analysis_loads_neither_matplotlib_nor_jinja2() -> None:
+    code = (
+        "import sys; from crowdkit import analysis; "
+        "print(sorted(m for m in ('matplotlib', 'jinja2') if m in sys.modules))"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert process.stdout.strip() == "[]"
