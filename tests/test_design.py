@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageChops
 
 from crowdkit.design import design_study, design_tasks, tagged_copy
-from crowdkit.errors import ConfigError
+from crowdkit.errors import ConfigError, CrowdkitError
 from crowdkit.ledger import Ledger
 from crowdkit.manifest import load_manifest
 from crowdkit.study import StudyConfig, load_study, parse_study_toml
@@ -345,10 +345,17 @@ def test_design_cannot_change_once_hits_exist(small_study: Path):
     with Ledger.open(study.db_path, write=True) as ledger:
         ledger.record_hit_intent(target="local", request_token="tok", task_id="t0000", part=0,
                                  max_assignments=1, reward="0.50")
+        before = (ledger.design_hash(), [t.public.model_dump() for t in ledger.tasks()])
     toml = small_study / "study.toml"
     toml.write_text(toml.read_text().replace("seed = 7", "seed = 8"))
-    with pytest.raises(Exception, match="HITs were already made from the old one"):
+    with pytest.raises(CrowdkitError,
+                       match=r"the design changed .* but 1 HITs were already made from the "
+                             r"old one; start a new study directory") as excinfo:
         design_study(load_study(small_study))
+    # a refused action (exit 1), not a malformed study.toml (ConfigError, exit 2)
+    assert excinfo.type is CrowdkitError and excinfo.value.exit_code == 1
+    with Ledger.open(study.db_path) as ledger:  # the old design and its tasks are kept
+        assert (ledger.design_hash(), [t.public.model_dump() for t in ledger.tasks()]) == before
 
 
 def test_factory_study_is_valid(tmp_path: Path):
