@@ -12,8 +12,10 @@ import pytest
 from tests.factories import make_study
 
 ROOT = Path(__file__).resolve().parents[1]
-DESIGN_COMMANDS = ["init", "stimuli", "preview", "publish", "status", "collect", "review",
-                   "analyze", "expire", "serve", "simulate", "demo"]
+# Every command the design names. The help test also takes whatever the app registers, so a
+# new command cannot be left out of it; this list is what notices a command that disappears.
+DESIGN_COMMANDS = ["init", "stimuli", "design", "preview", "publish", "status", "collect",
+                   "review", "analyze", "expire", "serve", "simulate", "demo"]
 STUDY_COMMANDS = ["stimuli", "design", "preview", "publish", "status", "collect", "review",
                   "analyze", "expire", "simulate"]
 
@@ -23,10 +25,40 @@ def crowdkit(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
                           text=True, cwd=cwd, timeout=120)
 
 
-def test_help_lists_every_command_of_the_design():
-    out = crowdkit("--help").stdout
-    for command in DESIGN_COMMANDS:
-        assert f"  {command} " in out, command
+def registered_commands() -> set[str]:
+    """The command names the Typer app registers (as click sees them, groups included)."""
+    import typer
+
+    from crowdkit.cli import app
+
+    return set(typer.main.get_command(app).commands)
+
+
+def help_commands(help_text: str) -> list[str]:
+    """The command names `crowdkit --help` lists under its "Commands:" heading."""
+    lines = help_text.splitlines()
+    start = lines.index("Commands:") + 1
+    names = []
+    for line in lines[start:]:
+        if not line.startswith("  "):
+            break
+        if not line.startswith("   "):  # a wrapped description is indented further
+            names.append(line.split()[0])
+    return names
+
+
+def test_the_app_registers_every_command_of_the_design():
+    missing = sorted(set(DESIGN_COMMANDS) - registered_commands())
+    assert missing == [], f"commands of the design the app no longer registers: {missing}"
+
+
+def test_help_lists_every_command():
+    result = crowdkit("--help")
+    assert result.returncode == 0, result.stderr
+    listed = help_commands(result.stdout)
+    expected = registered_commands() | set(DESIGN_COMMANDS)
+    assert sorted(set(listed)) == sorted(expected), result.stdout
+    assert len(listed) == len(set(listed)), result.stdout  # each command once
 
 
 def test_help_imports_no_heavy_library():
