@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from crowdkit.localturk import FaultConfig, LocalTurk
+from crowdkit.localturk import FaultConfig, LocalTurk, question_form_answers
 from tests.localturk_support import Worker, hit_args
 
 
@@ -100,8 +100,26 @@ def test_latency_is_added_to_every_api_call(turk):
 def test_worker_site_is_never_faulted(turk):
     mturk = turk.boto3_client(max_attempts=1)
     hit_id = mturk.create_hit(**hit_args())["HIT"]["HITId"]
-    turk.set_faults(FaultConfig(fault_rate=1.0))
-    Worker(turk.base_url, "A1ALICE").do_hit(hit_id, answer="x")
+    delays: list[float] = []
+    turk.faults.sleep = delays.append
+    turk.set_faults(FaultConfig(fault_rate=1.0, latency_s=0.25))
+
+    # every worker route answers, undelayed, while every requester call fails
+    alice = Worker(turk.base_url, "A1ALICE")  # its calls assert HTTP 200 themselves
+    assert [h["HITId"] for h in alice.hits()] == [hit_id]
+    assignment_id = alice.do_hit(hit_id, answer="x")
+    assert [a["AssignmentId"] for a in alice.assignments()] == [assignment_id]
+    assert delays == []
+    with pytest.raises(mturk.exceptions.ServiceFault):
+        mturk.list_assignments_for_hit(HITId=hit_id)
+    assert delays == [0.25]  # the faults were on all along
+
+    # and the submission the worker made under those faults is there, whole
+    turk.set_faults(FaultConfig())
+    [stored] = mturk.list_assignments_for_hit(HITId=hit_id)["Assignments"]
+    assert stored["AssignmentId"] == assignment_id and stored["WorkerId"] == "A1ALICE"
+    assert stored["AssignmentStatus"] == "Submitted"
+    assert stored["Answer"] == question_form_answers([("answer", "x")])
 
 
 def test_faults_can_be_set_over_http(turk):
