@@ -337,8 +337,11 @@ def _sort_key(column: str, values: pd.Series) -> Callable[[Any], Any]:
 
 
 def sort_rows(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Rows ordered by `columns`: conditions in registry order (crowdkit.sources.order),
-    expert levels expert, lay, unknown, everything else naturally (layer_2 before layer_10)."""
+    """Rows ordered by `columns`, the first column first.
+
+    Conditions come in the source registry's order (crowdkit.sources.order), expert levels
+    as expert, lay, unknown, and everything else naturally (layer_2 before layer_10).
+    """
     if table.empty or not columns:
         return table.reset_index(drop=True)
     keys = [_sort_key(column, table[column]) for column in columns]
