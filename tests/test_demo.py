@@ -8,9 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from crowdkit.collect import pseudonym
 from crowdkit.demo import run_demo, shrink
 from crowdkit.examples import example_toml
 from crowdkit.ledger import Ledger
+from crowdkit.simulate import SimulationSettings, worker_id
 from crowdkit.study import load_study, parse_study_toml
 
 pytestmark = pytest.mark.slow
@@ -18,6 +20,53 @@ pytestmark = pytest.mark.slow
 
 def test_small_overrides_still_match_the_quickstart_example():
     parse_study_toml(shrink(example_toml("quickstart")))
+
+
+def check_exclusions(study, participants: pd.DataFrame, trials: pd.DataFrame) -> None:
+    """The one careless participant is excluded for what it did; careful ones pass.
+
+    The demo's careless participant is `same-side` (crowdkit.simulate): it answers "top" on
+    every trial, so it always fails response_variety, and fails catch_accuracy too unless
+    every catch trial of its task happens to have the max query on top. A careful
+    participant gets each catch trial right with probability 0.97 (SimulationSettings), so
+    it may slip on one, and with two catch trials per task one slip fails catch_accuracy;
+    which careful participant meets which task varies between runs. So a careful
+    participant may fail catch_accuracy, and only after a wrong catch answer, never any other
+    rule.
+    """
+    settings = SimulationSettings(participants=8, careless=1, fraudulent=0,
+                                  seed=study.config.study.seed)  # as crowdkit.demo sets it
+    kinds = settings.kinds()
+    assert sorted(kinds) == ["careful"] * 7 + ["same-side"]
+    with Ledger.open(study.db_path) as ledger:
+        key = ledger.pseudonym_key()
+    kind_of = {pseudonym(key, worker_id(settings.seed, i)): kind for i, kind in enumerate(kinds)}
+    assert set(participants["participant_id"]) == set(kind_of)
+    rules = [c for c in participants.columns if c.startswith("rule_")]
+    threshold = study.config.quality.min_catch_accuracy
+
+    for row in participants.to_dict("records"):
+        pid = row["participant_id"]
+        mine = trials[trials["participant_id"] == pid]
+        catch = mine[mine["phase"] == "catch"]
+        assert len(catch) == study.config.design.catch_trials_per_task, pid
+        text = row["exclusion_reasons"]  # empty: NaN, as read_csv reads it
+        reasons = set(text.split(";")) if isinstance(text, str) and text else set()
+        if kind_of[pid] == "same-side":
+            assert set(mine["response"]) == {"top"}
+            expected = {"response_variety"}
+            if (catch["max_position"] == "top").mean() < threshold:
+                expected.add("catch_accuracy")
+            assert row["excluded"] and reasons == expected, row
+            assert mine["excluded"].all()
+            assert {frozenset(r.split(";")) for r in mine["exclusion_reasons"]} == {
+                frozenset(expected)}
+        else:
+            failed = {r.removeprefix("rule_") for r in rules if row[r] == "fail"}
+            assert failed <= {"catch_accuracy"}, (pid, failed)
+            assert reasons == failed and bool(row["excluded"]) == bool(failed), row
+            assert bool(failed) == (catch["correct"].mean() < threshold), row
+            assert (mine["excluded"] == bool(failed)).all(), pid
 
 
 def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path):
@@ -61,7 +110,8 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path)
     participants = pd.read_csv(directory / "data/participants.csv")
     assert len(participants) == 8 and trials["participant_id"].nunique() == 8
     assert set(trials["phase"]) == {"practice", "main", "catch"}
-    assert participants["excluded"].sum() >= 1  # the careless participant
+    assert "8 simulated participants submitted (7 careful, 1 same-side)" in text
+    check_exclusions(study, participants, trials)
     assert result.report_html is not None and result.report_html.is_file()
     assert "<img" in result.report_html.read_text()
     assert {row["condition"] for row in result.summary} == {"natural", "synthetic"}
