@@ -3,22 +3,9 @@
 Importing this package is light; torch is imported only by the modules that render, so
 crowdkit can validate study.toml (through `stimgen.config`) without loading torch.
 
-Entry point: `render_study_stimuli(study, device=None, progress=True)` renders the
-`[stimuli]` section of a study into `stimuli/` and returns a `StimuliResult` whose
-`.manifest` is the written manifest.
+stimgen knows nothing of crowdkit's studies: `stimgen.pipeline.render_stimuli(job, *,
+device=None, progress=silent)` renders a `stimgen.job.StimuliJob` (the [stimuli] settings,
+the seed, and where to write) into its stimuli directory and returns a `StimuliResult`
+whose `.manifest` is the written manifest. For a study, call
+`crowdkit.stimuli.render_study_stimuli(study)`, which builds the job.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from crowdkit.study import Study
-    from stimgen.pipeline import StimuliResult
-
-
-def render_study_stimuli(study: Study, **kwargs: Any) -> StimuliResult:
-    """Render the study's stimuli and write stimuli/manifest.json (see stimgen.pipeline)."""
-    from stimgen.pipeline import render_study_stimuli as render
-
-    return render(study, **kwargs)

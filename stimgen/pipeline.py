@@ -1,4 +1,5 @@
-"""`crowdkit stimuli`: the [stimuli] section of study.toml -> stimuli/ with images and manifest.
+"""`render_stimuli(job)`: a [stimuli] section (a `StimuliJob`) -> stimuli/ with images and
+manifest. crowdkit calls it through `crowdkit.stimuli.render_study_stimuli(study)`.
 
 Order of work: load the model, resolve the units, scan the dataset once for every unit that
 needs natural exemplars, write the exemplar crops, render the feature visualizations in
@@ -8,6 +9,9 @@ Every finished piece is recorded in `stimuli/.cache/` under a key of everything 
 determines it (model weights hash, dataset fingerprint, settings, seeds). A re-run with the
 same inputs reuses it after checking the files' sha256; an interrupted scan continues from
 its checkpoint; an interrupted render loses at most the chunk in progress.
+
+Nothing here prints: each stretch of work is reported through the caller's `Progress`
+(crowdkit.progress), and what happened is in the returned `StimuliResult`.
 """
 
 from __future__ import annotations
@@ -16,25 +20,13 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from crowdkit.errors import ConfigError, CrowdkitError
 from crowdkit.files import file_digest, write_atomically
@@ -49,7 +41,7 @@ from crowdkit.manifest import (
     Unit,
     write_manifest,
 )
-from crowdkit.study import Study
+from crowdkit.progress import Progress, silent
 from stimgen.config import StimuliConfig
 from stimgen.contact import write_contact_sheet
 from stimgen.datasets import DECODE_ERRORS, PREPROCESSING, ImageFolder, load_crop
@@ -62,6 +54,7 @@ from stimgen.featurevis import (
     render_targets,
 )
 from stimgen.hashing import derive_seed, fingerprint, sha256_bytes
+from stimgen.job import StimuliJob, StimuliResult
 from stimgen.models import LoadedModel, load_model, probe_layers, resolve_device
 from stimgen.units import UnitRef, select_units
 
@@ -75,50 +68,6 @@ OBJECTIVE = (
     "mean of the unit's channel (negated for min) minus diversity_weight x lucid's diversity "
     "term over the unit's images; lucent FFT parameterisation with decorrelated colour"
 )
-
-
-@dataclass
-class StimuliResult:
-    """What `render_study_stimuli` did, for the summary the command prints."""
-
-    manifest: Manifest
-    manifest_path: Path
-    device: str
-    seconds: float = 0.0
-    scanned_images: int = 0
-    natural_written: int = 0
-    natural_reused: int = 0
-    synthetic_rendered: int = 0
-    synthetic_reused: int = 0
-    contact_sheets: list[Path] = field(default_factory=list)
-    skipped_examples: list[str] = field(default_factory=list)
-
-    def summary_lines(self) -> list[str]:
-        m = self.manifest
-        n_random = sum(u.selection == "random" for u in m.units)
-        lines = [
-            f"wrote {self.manifest_path} ({len(m.units)} units: {len(m.units) - n_random} "
-            f"picked, {n_random} random) in {self.seconds:.0f} s on {self.device}",
-            f"model: {m.model.name} ({m.model.family}), weights {m.model.weights}",
-        ]
-        if m.model.random_weights:
-            lines.append("WARNING: random weights -- these stimuli show an untrained network, "
-                         "fine for trying crowdkit out, not for a study")
-        if m.dataset is not None:
-            scan = (f"scanned {self.scanned_images} images" if self.scanned_images
-                    else "scan reused")
-            lines.append(f"dataset: {m.dataset.n_images} images, {m.dataset.n_skipped} "
-                         f"unreadable skipped ({scan})")
-            if self.skipped_examples:
-                lines.append(f"  unreadable, e.g.: {', '.join(self.skipped_examples[:3])}")
-        lines.append(f"natural exemplars: {self.natural_written} units written, "
-                     f"{self.natural_reused} reused")
-        lines.append(f"feature visualizations: {self.synthetic_rendered} unit-directions "
-                     f"rendered, {self.synthetic_reused} reused")
-        if self.contact_sheets:
-            lines.append(f"contact sheets: {self.contact_sheets[0].parent}/ "
-                         f"({len(self.contact_sheets)} PNGs)")
-        return lines
 
 
 class RecordStore:
@@ -141,49 +90,50 @@ class RecordStore:
         write_atomically(self.root / kind / f"{name}.json", json.dumps({"key": key, **data}))
 
 
-def render_study_stimuli(
-    study: Study,
+def render_stimuli(
+    job: StimuliJob,
     *,
     device: str | None = None,
-    progress: bool = True,
-    console: Console | None = None,
+    progress: Progress = silent,
 ) -> StimuliResult:
-    """Render the study's stimuli into `study.stimuli_dir` and write its manifest.json."""
+    """Render `job.config` into `job.stimuli_dir` and write `job.manifest_path` last.
+
+    `device` overrides the [stimuli] device; `progress` is told of each stretch of work
+    (scanning, saving exemplars, rendering, contact sheets). Nothing is printed.
+    """
     started = time.monotonic()
-    cfg = study.config.stimuli
-    seed = cfg.seed if cfg.seed is not None else study.config.study.seed
-    out = study.stimuli_dir
-    _refuse_foreign_manifest(study.manifest_path)
-    folder = _dataset(cfg, study.root)
+    cfg = job.config
+    seed = job.seed
+    out = job.stimuli_dir
+    _refuse_foreign_manifest(job.manifest_path)
+    folder = _dataset(cfg, job.root)
     torch_device = resolve_device(device or cfg.device)
     model = load_model(cfg.model, cfg.weights, seed=seed, device=torch_device,
-                       base_dir=study.root)
+                       base_dir=job.root)
     units = select_units(cfg, model, seed)
     out.mkdir(parents=True, exist_ok=True)
     store = RecordStore(out / CACHE_DIR)
-    result = StimuliResult(manifest=None, manifest_path=study.manifest_path,  # type: ignore[arg-type]
+    result = StimuliResult(manifest=None, manifest_path=job.manifest_path,  # type: ignore[arg-type]
                            device=str(torch_device))
-    console = console or Console(stderr=True)
-    with _progress(console, progress) as bars:
-        natural, dataset_info = _natural_exemplars(cfg, model, units, folder, out, store,
-                                                   bars, result)
-        synthetic: dict[str, SyntheticImages] = {}
-        if cfg.synthetic.enabled:
-            synthetic = _feature_visualizations(cfg, model, units, seed, out, store, bars,
-                                                result)
-        manifest_units = [
-            Unit(id=u.id, layer=u.layer, channel=u.channel, label=u.label,
-                 selection=u.selection, natural=natural[u.id], synthetic=synthetic.get(u.id))
-            for u in units
-        ]
-        sheets = {}
-        if cfg.contact_sheets:
-            task = bars.add_task("contact sheets", total=len(manifest_units))
+    natural, dataset_info = _natural_exemplars(cfg, model, units, folder, out, store,
+                                               progress, result)
+    synthetic: dict[str, SyntheticImages] = {}
+    if cfg.synthetic.enabled:
+        synthetic = _feature_visualizations(cfg, model, units, seed, out, store, progress,
+                                            result)
+    manifest_units = [
+        Unit(id=u.id, layer=u.layer, channel=u.channel, label=u.label,
+             selection=u.selection, natural=natural[u.id], synthetic=synthetic.get(u.id))
+        for u in units
+    ]
+    sheets = {}
+    if cfg.contact_sheets:
+        with progress("contact sheets", total=len(manifest_units)) as advance:
             for ref, unit in zip(units, manifest_units, strict=True):
                 path = write_contact_sheet(unit, out, out / "contact_sheets" / f"{ref.slug}.png")
                 sheets[unit.id] = path.relative_to(out).as_posix()
                 result.contact_sheets.append(path)
-                bars.advance(task)
+                advance(1)
     manifest = Manifest(
         generator=f"{GENERATOR} {_version()}",
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -206,7 +156,7 @@ def render_study_stimuli(
             "contact_sheets": sheets,
         },
     )
-    write_manifest(manifest, study.manifest_path)
+    write_manifest(manifest, job.manifest_path)
     result.manifest = manifest
     result.seconds = time.monotonic() - started
     return result
@@ -249,7 +199,7 @@ def _dataset(cfg: StimuliConfig, root: Path) -> ImageFolder:
 
 def _natural_exemplars(
     cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: ImageFolder,
-    out: Path, store: RecordStore, bars: Progress, result: StimuliResult,
+    out: Path, store: RecordStore, progress: Progress, result: StimuliResult,
 ) -> tuple[dict[str, NaturalExemplars], DatasetInfo]:
     k = cfg.images_per_side
     data_key = fingerprint({"model": model.fingerprint(), "dataset": folder.fingerprint()})
@@ -269,7 +219,7 @@ def _natural_exemplars(
     dataset_record = store.get("scan", "dataset", data_key)
     missing = [u for u in todo if scans[u.id] is None]
     if missing or (todo and dataset_record is None):
-        scan = _scan(cfg, model, missing or todo, folder, out, data_key, bars)
+        scan = _scan(cfg, model, missing or todo, folder, out, data_key, progress)
         result.scanned_images = len(folder)
         dataset_record = {"n_skipped": scan.n_skipped, "skipped": scan.skipped}
         store.put("scan", "dataset", data_key, dataset_record)
@@ -281,7 +231,7 @@ def _natural_exemplars(
     result.skipped_examples = list(dataset_record.get("skipped", []))
 
     if todo:
-        natural.update(_write_exemplars(cfg, todo, scans, folder, out, bars))
+        natural.update(_write_exemplars(cfg, todo, scans, folder, out, progress))
         for unit in todo:
             store.put("natural", unit.slug, natural_key,
                       {"natural": natural[unit.id].model_dump(mode="json", exclude_none=True)})
@@ -296,16 +246,16 @@ def _scan_key(data_key: str, unit: UnitRef, k: int) -> str:
 
 
 def _scan(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: ImageFolder,
-          out: Path, data_key: str, bars: Progress) -> ScanResult:
+          out: Path, data_key: str, progress: Progress) -> ScanResult:
     units_key = fingerprint({"data": data_key, "k": cfg.images_per_side,
                              "units": [(u.layer, u.channel) for u in units]})
-    task = bars.add_task(f"scanning {len(units)} units", total=len(folder))
-    scan = scan_dataset(
-        model, units, folder, k=cfg.images_per_side, batch_size=cfg.scan_batch_size,
-        num_workers=cfg.num_workers, key=units_key,
-        checkpoint=out / CACHE_DIR / "scan" / f"partial-{units_key}.pt",
-        progress=lambda n: bars.advance(task, n),
-    )
+    with progress(f"scanning {len(units)} units", total=len(folder)) as advance:
+        scan = scan_dataset(
+            model, units, folder, k=cfg.images_per_side, batch_size=cfg.scan_batch_size,
+            num_workers=cfg.num_workers, key=units_key,
+            checkpoint=out / CACHE_DIR / "scan" / f"partial-{units_key}.pt",
+            progress=advance,
+        )
     readable = scan.n_images - scan.n_skipped
     if readable < 2 * cfg.images_per_side:
         raise ConfigError(
@@ -317,7 +267,7 @@ def _scan(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: 
 
 def _write_exemplars(
     cfg: StimuliConfig, units: list[UnitRef], scans: dict[str, dict], folder: ImageFolder,
-    out: Path, bars: Progress,
+    out: Path, progress: Progress,
 ) -> dict[str, NaturalExemplars]:
     """Assign batches and save each chosen crop; each source image is decoded once."""
     ext = _extension(cfg)
@@ -339,7 +289,7 @@ def _write_exemplars(
                     destinations.setdefault(index, []).append(path)
         plans[unit.id] = batches
 
-    digests = _save_crops(cfg, folder, destinations, bars)
+    digests = _save_crops(cfg, folder, destinations, progress)
     natural = {}
     for unit in units:
         exemplar_batches = []
@@ -360,9 +310,7 @@ def _write_exemplars(
 
 
 def _save_crops(cfg: StimuliConfig, folder: ImageFolder, destinations: dict[int, list[Path]],
-                bars: Progress) -> dict[int, str]:
-    task = bars.add_task("saving exemplars", total=len(destinations))
-
+                progress: Progress) -> dict[int, str]:
     def encode(index: int) -> tuple[int, bytes]:
         try:
             crop = load_crop(folder.path(index))
@@ -375,12 +323,13 @@ def _save_crops(cfg: StimuliConfig, folder: ImageFolder, destinations: dict[int,
 
     digests: dict[int, str] = {}
     workers = min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with (progress("saving exemplars", total=len(destinations)) as advance,
+          ThreadPoolExecutor(max_workers=workers) as pool):
         for index, data in pool.map(encode, sorted(destinations)):
             digests[index] = sha256_bytes(data)
             for path in destinations[index]:
                 write_atomically(path, data)
-            bars.advance(task)
+            advance(1)
     return digests
 
 
@@ -420,7 +369,7 @@ def _files_intact(out: Path, block: dict[str, Any]) -> bool:
 
 def _feature_visualizations(
     cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], seed: int, out: Path,
-    store: RecordStore, bars: Progress, result: StimuliResult,
+    store: RecordStore, progress: Progress, result: StimuliResult,
 ) -> dict[str, SyntheticImages]:
     settings = RenderSettings.from_dict(cfg.synthetic.settings())
     transform_seed = derive_seed(seed, "synthetic-transforms")
@@ -446,19 +395,19 @@ def _feature_visualizations(
     if todo:
         layer_order = {name: info.order
                        for name, info in probe_layers(model, [t.layer for t in todo]).items()}
-        task = bars.add_task(f"rendering {len(todo)} unit-directions",
-                             total=len(todo) * settings.steps)
-        for groups in render_targets(model, todo, settings, transform_seed=transform_seed,
-                                     layer_order=layer_order,
-                                     chunk_images=cfg.synthetic.chunk_images,
-                                     on_step=lambda n: bars.advance(task, n)):
-            for group in groups:
-                unit = by_id[group.target.key]
-                record = _save_group(cfg, unit, group, out)
-                store.put("synthetic", f"{unit.slug}-{group.target.direction}",
-                          keys[(unit.id, group.target.direction)], record)
-                records[(unit.id, group.target.direction)] = record
-                result.synthetic_rendered += 1
+        with progress(f"rendering {len(todo)} unit-directions",
+                      total=len(todo) * settings.steps) as advance:
+            for groups in render_targets(model, todo, settings, transform_seed=transform_seed,
+                                         layer_order=layer_order,
+                                         chunk_images=cfg.synthetic.chunk_images,
+                                         on_step=advance):
+                for group in groups:
+                    unit = by_id[group.target.key]
+                    record = _save_group(cfg, unit, group, out)
+                    store.put("synthetic", f"{unit.slug}-{group.target.direction}",
+                              keys[(unit.id, group.target.direction)], record)
+                    records[(unit.id, group.target.direction)] = record
+                    result.synthetic_rendered += 1
 
     synthetic = {}
     for unit in units:
@@ -509,14 +458,3 @@ def _version() -> str:
         return version("crowdkit")
     except PackageNotFoundError:
         return "dev"
-
-
-@contextmanager
-def _progress(console: Console, enabled: bool) -> Iterator[Progress]:
-    bars = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled,
-        transient=False,
-    )
-    with bars:
-        yield bars

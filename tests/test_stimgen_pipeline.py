@@ -9,6 +9,9 @@ import shutil
 import subprocess
 import sys
 import urllib.error
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +24,9 @@ from crowdkit.cli import app
 from crowdkit.errors import ConfigError, CrowdkitError
 from crowdkit.files import file_digest as sha256_file
 from crowdkit.manifest import Manifest, load_manifest
+from crowdkit.stimuli import render_study_stimuli
 from crowdkit.study import load_study
-from stimgen import pipeline, render_study_stimuli
+from stimgen import pipeline
 from stimgen.featurevis import score_images
 from stimgen.models import load_model
 from stimgen.sample_data import write_sample_images
@@ -72,10 +76,47 @@ def make_study_dir(root: Path, *, steps: int = 3, extra: str = "", n_images: int
     return root
 
 
+@dataclass
+class Stretch:
+    description: str
+    total: int
+    done: int = 0
+    finished: bool = False
+
+
+@dataclass
+class RecordingProgress:
+    """A `crowdkit.progress.Progress` that remembers every stretch of work and its advances."""
+
+    stretches: list[Stretch] = field(default_factory=list)
+
+    @contextmanager
+    def __call__(self, description: str, total: int) -> Iterator:
+        stretch = Stretch(description, total)
+        assert all(s.finished for s in self.stretches), "stretches do not nest"
+        self.stretches.append(stretch)
+
+        def advance(n: int) -> None:
+            assert not stretch.finished and n >= 0
+            stretch.done += n
+
+        yield advance
+        stretch.finished = True
+
+    def described(self) -> list[str]:
+        return [s.description for s in self.stretches]
+
+
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> tuple[Path, pipeline.StimuliResult]:
+def recorded() -> RecordingProgress:
+    """What the `rendered` study reported through its progress."""
+    return RecordingProgress()
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, recorded) -> tuple[Path, pipeline.StimuliResult]:
     root = make_study_dir(tmp_path_factory.mktemp("study"))
-    return root, render_study_stimuli(load_study(root), progress=False)
+    return root, render_study_stimuli(load_study(root), progress=recorded)
 
 
 @pytest.fixture(scope="module")
@@ -178,21 +219,45 @@ def test_contact_sheets_for_every_unit(rendered):
     assert any("random weights" in line for line in result.summary_lines())
 
 
+def test_rendering_reports_each_stretch_of_work_through_progress(rendered, recorded):
+    _, result = rendered
+    manifest = result.manifest
+    assert recorded.described() == ["scanning 3 units", "saving exemplars",
+                                    "rendering 6 unit-directions", "contact sheets"]
+    assert all(s.finished and s.done == s.total for s in recorded.stretches), recorded
+    scan, saving, rendering, sheets = (s.total for s in recorded.stretches)
+    sources = {r.dataset_index for u in manifest.units for b in u.natural.batches
+               for r in [*b.max, *b.min]}
+    assert (scan, saving, sheets) == (14, len(sources), 3)
+    assert rendering == 6 * 3  # unit-directions x steps
+
+
+def test_the_default_progress_is_silent():
+    from crowdkit.progress import silent
+    from crowdkit.stimuli import render_study_stimuli as render
+    from stimgen.pipeline import render_stimuli
+
+    for function in (render, render_stimuli):
+        assert function.__kwdefaults__ == {"device": None, "progress": silent}
+
+
 def test_a_rerun_with_the_same_inputs_reuses_everything(copy_of_rendered):
     root = copy_of_rendered
     before = {p: p.stat().st_mtime_ns for p in (root / "stimuli").rglob("*.png")
               if "contact_sheets" not in p.parts}
-    result = render_study_stimuli(load_study(root), progress=False)
+    progress = RecordingProgress()
+    result = render_study_stimuli(load_study(root), progress=progress)
     assert (result.scanned_images, result.natural_written, result.natural_reused) == (0, 0, 3)
     assert (result.synthetic_rendered, result.synthetic_reused) == (0, 6)
     assert before == {p: p.stat().st_mtime_ns for p in before}
+    assert progress.described() == ["contact sheets"]  # nothing else had work to do
 
 
 def test_changing_a_synthetic_setting_rerenders_only_the_synthetic_images(copy_of_rendered):
     root = copy_of_rendered
     toml = (root / "study.toml").read_text().replace("steps = 3", "steps = 2")
     (root / "study.toml").write_text(toml)
-    result = render_study_stimuli(load_study(root), progress=False)
+    result = render_study_stimuli(load_study(root))
     assert (result.scanned_images, result.natural_reused) == (0, 3)
     assert (result.synthetic_rendered, result.synthetic_reused) == (6, 0)
     assert result.manifest.units[0].synthetic.parameters["steps"] == 2
@@ -203,7 +268,7 @@ def test_a_changed_image_file_is_rewritten(copy_of_rendered):
     manifest = Manifest.model_validate_json((root / "stimuli/manifest.json").read_text())
     victim = root / "stimuli" / manifest.units[0].natural.batches[0].max[0].path
     victim.write_bytes(b"damaged")
-    result = render_study_stimuli(load_study(root), progress=False)
+    result = render_study_stimuli(load_study(root))
     assert (result.natural_written, result.natural_reused, result.scanned_images) == (1, 2, 0)
     assert sha256_file(victim) == manifest.units[0].natural.batches[0].max[0].sha256
 
@@ -224,10 +289,10 @@ def test_an_interrupted_render_keeps_the_finished_chunks(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "_save_group", interrupted_after_two)
     with pytest.raises(KeyboardInterrupt):
-        render_study_stimuli(load_study(root), progress=False)
+        render_study_stimuli(load_study(root))
     assert not (root / "stimuli" / "manifest.json").exists()  # nothing half-way
     monkeypatch.setattr(pipeline, "_save_group", original)
-    result = render_study_stimuli(load_study(root), progress=False)
+    result = render_study_stimuli(load_study(root))
     assert (result.synthetic_reused, result.synthetic_rendered) == (2, 4)
     assert (result.natural_reused, result.scanned_images) == (3, 0)
 
@@ -237,7 +302,7 @@ def test_jpeg_output_and_no_synthetic(tmp_path):
     toml = (root / "study.toml").read_text().replace("[stimuli.synthetic]",
                                                      "[stimuli.synthetic]\nenabled = false")
     (root / "study.toml").write_text(toml)
-    result = render_study_stimuli(load_study(root), progress=False)
+    result = render_study_stimuli(load_study(root))
     paths = result.manifest.image_paths()
     assert paths and all(p.endswith(".jpg") for p in paths)
     assert all(u.synthetic is None for u in result.manifest.units)
@@ -250,7 +315,7 @@ def test_a_hand_written_manifest_is_never_overwritten(tmp_path):
     (root / "stimuli").mkdir()
     (root / "stimuli" / "manifest.json").write_text('{"generator": "hand-written"}')
     with pytest.raises(CrowdkitError, match="was not written by `crowdkit stimuli`"):
-        render_study_stimuli(load_study(root), progress=False)
+        render_study_stimuli(load_study(root))
 
 
 @pytest.mark.parametrize(("n_images", "message"), [
@@ -260,7 +325,7 @@ def test_a_hand_written_manifest_is_never_overwritten(tmp_path):
 def test_too_small_a_dataset_is_a_clear_error(tmp_path, n_images, message):
     root = make_study_dir(tmp_path / "study", n_images=n_images)
     with pytest.raises(ConfigError) as err:
-        render_study_stimuli(load_study(root), progress=False)
+        render_study_stimuli(load_study(root))
     assert message in str(err.value)
     assert not (root / "stimuli").exists()
 
@@ -295,7 +360,7 @@ def test_a_source_image_that_breaks_after_the_scan_is_a_clear_error(copy_of_rend
     source.write_bytes(b"x" * stat.st_size)  # same size and time: the scan is reused
     os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     with pytest.raises(CrowdkitError, match="could not be read again after the scan"):
-        render_study_stimuli(load_study(root), progress=False)
+        render_study_stimuli(load_study(root))
 
 
 def test_an_interrupted_scan_continues_where_it_stopped(tmp_path, monkeypatch, rendered):
@@ -317,14 +382,18 @@ def test_an_interrupted_scan_continues_where_it_stopped(tmp_path, monkeypatch, r
 
     monkeypatch.setattr(pipeline, "scan_dataset", scan_stopping_after(2))
     with pytest.raises(KeyboardInterrupt):
-        render_study_stimuli(load_study(root), progress=False)
+        render_study_stimuli(load_study(root))
     checkpoints = list((root / "stimuli" / ".cache" / "scan").glob("partial-*.pt"))
     assert len(checkpoints) == 1 and not (root / "stimuli" / "manifest.json").exists()
 
     batches.clear()
     monkeypatch.setattr(pipeline, "scan_dataset", scan_stopping_after(None))
-    result = render_study_stimuli(load_study(root), progress=False)
+    progress = RecordingProgress()
+    result = render_study_stimuli(load_study(root), progress=progress)
     assert batches == [1, 2]  # 14 images in batches of 4: the last 2 of 4 batches
+    scan = progress.stretches[0]  # the resumed images count too: the bar ends at its total
+    assert (scan.description, scan.done, scan.total, scan.finished) == (
+        "scanning 3 units", 14, 14, True)
     assert not checkpoints[0].exists()
     uninterrupted = rendered[1].manifest
     for unit, reference in zip(result.manifest.units, uninterrupted.units, strict=True):
