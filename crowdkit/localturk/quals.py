@@ -12,16 +12,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from crowdkit import turk
 from crowdkit.localturk.errors import RequestError
 
-# MTurk's system qualification types: the same ids crowdkit's requester side uses.
-LOCALE = turk.LOCALE
-NUMBER_HITS_APPROVED = turk.NUMBER_APPROVED
-PERCENT_ASSIGNMENTS_APPROVED = turk.PERCENT_APPROVED
+# MTurk's system qualification types, as the MTurk API reference lists them. The twin keeps
+# its own copy (a fake must not depend on the client it fakes); a test checks that the
+# requester side (crowdkit.platforms.mturk.quals) uses the same ids.
+LOCALE = "00000000000000000071"
+NUMBER_HITS_APPROVED = "00000000000000000040"
+PERCENT_ASSIGNMENTS_APPROVED = "000000000000000000L0"
 ADULT = "00000000000000000060"
-MASTERS_SANDBOX = turk.MASTERS["sandbox"]
-MASTERS_PRODUCTION = turk.MASTERS["live"]
+MASTERS_SANDBOX = "2ARFPLSP75KLA8M8DH1HTEQVJT3SY6"
+MASTERS_PRODUCTION = "2F1QJWKUDD8XADTFD2Q0G6UTO95ALH"
 MASTERS = (MASTERS_SANDBOX, MASTERS_PRODUCTION)
 
 SYSTEM_TYPES: dict[str, tuple[str, str]] = {

@@ -14,12 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import mimetypes
 import re
 import socket
-import sys
 import threading
-import traceback
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -36,6 +35,8 @@ from crowdkit.localturk.faults import FaultConfig, FaultInjector
 from crowdkit.localturk.market import Market
 from crowdkit.localturk.web import Request, Response
 from crowdkit.localturk.worker_site import WorkerSite
+
+LOG = logging.getLogger("crowdkit.localturk")
 
 TARGET_PREFIX = "MTurkRequesterServiceV20170117"
 DEFAULT_PORT = 8765
@@ -184,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         if self.server.verbose:
-            sys.stderr.write("localturk: " + (format % args) + "\n")
+            LOG.info(format, *args)
 
     def _run(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -194,8 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
                       {k.lower(): v for k, v in self.headers.items()}, body)
         try:
             resp = self.server.app.dispatch(req)
-        except Exception:  # a bug must not kill the server; show it and answer 500
-            traceback.print_exc(file=sys.stderr)
+        except Exception:  # a bug must not kill the server; log it and answer 500
+            LOG.exception("localturk internal error on %s %s", self.command, parts.path)
             resp = Response.text("localturk internal error\n", 500)
         self.send_response(resp.status)
         # a HEAD answer may state the length of the body it leaves out
