@@ -27,8 +27,15 @@ The rules, in the order they are reported:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from crowdkit.answers import ParsedAnswer
+from crowdkit.payload import Payload
+from crowdkit.study import ParticipantsSection, QualitySection, StudyConfig
+from crowdkit.tasks import AnswerKey
+from crowdkit.trials import registry
+from crowdkit.trials.base import Observation, ResponseBase, TrialKeyBase
 
 RULES = ("valid_answer", "complete", "catch_accuracy", "total_time", "instruction_time",
          "response_variety", "fast_responses", "practice_attempts", "first_assignment")
@@ -65,7 +72,48 @@ def _rule(passed: bool | None, value: float | None = None, enabled: bool = True)
     return RuleResult(passed, None if value is None else round(float(value), 4), enabled)
 
 
-def evaluate_rules(record: Any, quality: Any, page_questionnaire: bool) -> dict[str, RuleResult]:
+@dataclass
+class AssignmentRecord:
+    """One assignment, parsed and judged: what participants.csv says about it."""
+
+    assignment_id: str
+    hit_id: str
+    task_id: str
+    target: str
+    worker_id: str
+    participant_id: str
+    status: str
+    accept_time: str | None
+    submit_time: str | None
+    auto_approval_time: str | None
+    parsed: ParsedAnswer
+    key: AnswerKey
+    rules: dict[str, RuleResult] = field(default_factory=dict)
+    expert_level: str = "unknown"
+    expert_source: str = ""
+    excluded: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def exclusion_reasons(self) -> str:
+        return ";".join(self.reasons)
+
+
+Answered = list[tuple[TrialKeyBase, ResponseBase, Observation]]
+
+
+def observations(key: AnswerKey, payload: Payload) -> Answered:
+    """Each answer with its trial's key and what its trial type says about it."""
+    by_id = {t.trial_id: t for t in key.trials}
+    out = []
+    for response in payload.trials:
+        trial = by_id[response.trial_id]
+        out.append((trial, response, registry.get(trial.type).observe(trial, response)))
+    return out
+
+
+def evaluate_rules(record: AssignmentRecord, quality: QualitySection,
+                   page_questionnaire: bool) -> dict[str, RuleResult]:
     """The rules that look at one assignment alone (first_assignment needs them all)."""
     payload = record.parsed.payload
     out = {"valid_answer": _rule(record.parsed.valid)}
@@ -73,12 +121,11 @@ def evaluate_rules(record: Any, quality: Any, page_questionnaire: bool) -> dict[
         for name in RULES[1:-1]:
             out[name] = _rule(None)
         return out
-    key_by_id = {t.trial_id: t for t in record.key.trials}
-    answered = [(key_by_id[r.trial_id], r) for r in payload.trials]
-    tests = [(k, r) for k, r in answered if k.phase in TEST_PHASES]
+    answered = observations(record.key, payload)
+    tests = [(k, o) for k, _, o in answered if k.phase in TEST_PHASES]
     out["complete"] = _complete(record.key, payload, answered, quality.require_complete,
                                 page_questionnaire)
-    catches = [k.max_position == r.response for k, r in tests if k.phase == "catch"]
+    catches = [bool(o.correct) for k, o in tests if k.phase == "catch" and o.correct is not None]
     out["catch_accuracy"] = (
         _rule(None) if not catches else
         _rule(sum(catches) / len(catches) >= quality.min_catch_accuracy - 1e-9,
@@ -89,16 +136,20 @@ def evaluate_rules(record: Any, quality: Any, page_questionnaire: bool) -> dict[
     instructions_s = payload.timing.instructions_ms / 1000
     out["instruction_time"] = _rule(instructions_s >= quality.min_instruction_time,
                                     instructions_s)
-    if tests:
-        top = sum(1 for _, r in tests if r.response == "top") / len(tests)
-        same = max(top, 1 - top)
+    choices = [o.choice for _, o in tests if o.choice is not None]
+    if choices:
+        same = max(choices.count(c) for c in set(choices)) / len(choices)
         out["response_variety"] = _rule(same <= quality.max_same_response_fraction + 1e-9,
                                         same)
-        fast = sum(1 for _, r in tests if r.rt_ms < quality.fast_rt_ms) / len(tests)
+    else:
+        out["response_variety"] = _rule(None)
+    timed = [o.rt_ms for _, o in tests if o.rt_ms is not None]
+    if timed:
+        fast = sum(1 for rt in timed if rt < quality.fast_rt_ms) / len(timed)
         out["fast_responses"] = _rule(fast <= quality.max_fast_fraction + 1e-9, fast)
     else:
-        out["response_variety"] = out["fast_responses"] = _rule(None)
-    practice = [r for k, r in answered if k.phase == "practice"]
+        out["fast_responses"] = _rule(None)
+    practice = [r for k, r, _ in answered if k.phase == "practice"]
     if any(k.phase == "practice" for k in record.key.trials):
         rounds = max([payload.practice_rounds, *(r.round for r in practice)])
         out["practice_attempts"] = _rule(rounds <= quality.max_practice_attempts, rounds)
@@ -107,12 +158,13 @@ def evaluate_rules(record: Any, quality: Any, page_questionnaire: bool) -> dict[
     return out
 
 
-def _complete(key: Any, payload: Any, answered: list, enabled: bool,
+def _complete(key: AnswerKey, payload: Payload, answered: Answered, enabled: bool,
               page_questionnaire: bool) -> RuleResult:
-    wanted = {t.trial_id for t in key.trials if t.phase in TEST_PHASES}
-    got = {k.trial_id for k, _ in answered if k.phase in TEST_PHASES}
+    """Every trial answered once (practice at least once), and the questionnaire."""
+    wanted = {t.trial_id for t in key.trials if t.phase != "practice"}
+    got = {k.trial_id for k, _, _ in answered if k.phase != "practice"}
     practice_wanted = {t.trial_id for t in key.trials if t.phase == "practice"}
-    practice_got = {k.trial_id for k, _ in answered if k.phase == "practice"}
+    practice_got = {k.trial_id for k, _, _ in answered if k.phase == "practice"}
     ok = wanted <= got and practice_wanted <= practice_got
     if page_questionnaire and payload.questionnaire is None:
         ok = False
@@ -120,9 +172,9 @@ def _complete(key: Any, payload: Any, answered: list, enabled: bool,
     return _rule(ok, share, enabled)
 
 
-def mark_first_assignments(records: list[Any], enabled: bool) -> None:
+def mark_first_assignments(records: list[AssignmentRecord], enabled: bool) -> None:
     """Each worker's earliest assignment (per target) passes; later ones fail."""
-    by_worker: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    by_worker: dict[tuple[str, str], list[AssignmentRecord]] = defaultdict(list)
     for record in records:
         by_worker[(record.target, record.worker_id)].append(record)
     for group in by_worker.values():
@@ -131,7 +183,7 @@ def mark_first_assignments(records: list[Any], enabled: bool) -> None:
             record.rules["first_assignment"] = _rule(i == 0, enabled=enabled)
 
 
-def expert_level(record: Any, participants: Any,
+def expert_level(record: AssignmentRecord, participants: ParticipantsSection,
                  expert_workers: dict[str, set[str]]) -> tuple[str, str]:
     """(expert | lay | unknown, the source that decided) per [participants] expert_rule.
 
@@ -165,7 +217,8 @@ def expert_level(record: Any, participants: Any,
     return "unknown", ""
 
 
-def judge(records: list[Any], config: Any, expert_workers: dict[str, set[str]]) -> None:
+def judge(records: list[AssignmentRecord], config: StudyConfig,
+          expert_workers: dict[str, set[str]]) -> None:
     """Fill in each record's rules, expert level, exclusion and reasons (in place)."""
     quality = config.quality
     for record in records:
@@ -178,7 +231,7 @@ def judge(records: list[Any], config: Any, expert_workers: dict[str, set[str]]) 
             record, config.participants, expert_workers)
 
 
-def participant_row(record: Any) -> dict[str, Any]:
+def participant_row(record: AssignmentRecord) -> dict[str, Any]:
     """participants.csv: one row per assignment, with no worker id (docs/data.md)."""
     payload = record.parsed.payload
     q = payload.questionnaire if payload is not None else None

@@ -28,15 +28,15 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
-from crowdkit.collect import ClientFor, auto_approval_warnings, build_dataset
+from crowdkit.collect import auto_approval_warnings, build_dataset
 from crowdkit.errors import CrowdkitError
-from crowdkit.turk import error_text, is_token_already_used
+from crowdkit.ledger import Ledger
+from crowdkit.platforms.base import AlreadyDone, Platform, PlatformError
+from crowdkit.progress import Progress, silent
+from crowdkit.quality import AssignmentRecord
+from crowdkit.study import Study
 from crowdkit.units import money_str
-
-FRAUD_KINDS = frozenset({"unknown trial ids", "duplicated trials", "absurd value",
-                         "markup in text", "unexpected field", "wrong task", "wrong types"})
 
 
 @dataclass
@@ -86,12 +86,16 @@ class ReviewPlan:
         return "\n".join(lines)
 
 
-def decide(record: Any, policy: str) -> tuple[str, str]:
-    """(approve | reject | pending, why) for one judged assignment under `policy`."""
+def decide(record: AssignmentRecord, policy: str) -> tuple[str, str]:
+    """(approve | reject | pending, why) for one judged assignment under `policy`.
+
+    Tampering is what the answer's problem kind says it is (crowdkit.answers.ProblemKind):
+    only an edited request sends it, never the page itself.
+    """
     problem = record.parsed.problem
     if policy == "approve-all":
         return "approve", "policy approve-all"
-    if problem is not None and problem.kind in FRAUD_KINDS:
+    if problem is not None and problem.kind.tampering:
         return "reject", f"tampered answer ({problem})"
     if problem is not None:
         return "pending", f"broken answer ({problem}); look at it before MTurk auto-approves"
@@ -109,7 +113,7 @@ def bonus_token(study_name: str, assignment_id: str) -> str:
     return "crowdkit-bonus-" + digest[:40]
 
 
-def plan_review(study: Any, ledger: Any) -> ReviewPlan:
+def plan_review(study: Study, ledger: Ledger, target: str | None = None) -> ReviewPlan:
     """Decide every assignment from the ledger alone (run `crowdkit collect` first)."""
     config = study.config.review
     if config.bonus_rule != "none" and config.bonus <= 0:
@@ -120,6 +124,8 @@ def plan_review(study: Any, ledger: Any) -> ReviewPlan:
     paid = {b["assignment_id"]: b for b in ledger.bonuses()}
     actions = []
     for record in dataset.records:
+        if target is not None and record.target != target:
+            continue
         decision, why = decide(record, config.policy)
         review = reviews.get(record.assignment_id)
         action = ReviewAction(
@@ -164,35 +170,34 @@ class ReviewResult:
         return text
 
 
-def execute_review(plan: ReviewPlan, ledger: Any, client_for: ClientFor,
-                   bonus_reason: str, on_step: Callable[[], None] | None = None) -> ReviewResult:
-    """Carry out the plan, recording each call before and after it is made."""
+def execute_review(plan: ReviewPlan, ledger: Ledger, platform: Platform, bonus_reason: str,
+                   progress: Progress = silent) -> ReviewResult:
+    """Carry out the plan on the platform, recording each call before and after it."""
     result = ReviewResult()
-    for action in plan.to_do():
-        client = client_for(action.target)
-        if action.decision in ("approve", "reject") and not action.review_done:
-            _review_one(ledger, client, action, result)
-        if action.bonus is not None and not action.bonus_done and action.review_done:
-            _bonus_one(ledger, client, action, bonus_reason, result)
-        if on_step is not None:
-            on_step()
+    todo = [a for a in plan.to_do() if a.target == platform.target]
+    with progress("reviewing", total=len(todo)) as advance:
+        for action in todo:
+            if action.decision in ("approve", "reject") and not action.review_done:
+                _review_one(ledger, platform, action, result)
+            if action.bonus is not None and not action.bonus_done and action.review_done:
+                _bonus_one(ledger, platform, action, bonus_reason, result)
+            advance(1)
     return result
 
 
-def _review_one(ledger: Any, client: Any, action: ReviewAction, result: ReviewResult) -> None:
+def _review_one(ledger: Ledger, platform: Platform, action: ReviewAction,
+                result: ReviewResult) -> None:
     ledger.record_review(action.assignment_id, action.decision, action.message, "intent")
     try:
         if action.decision == "approve":
-            client.approve_assignment(AssignmentId=action.assignment_id)
+            platform.approve(action.assignment_id)
         else:
-            client.reject_assignment(AssignmentId=action.assignment_id,
-                                     RequesterFeedback=action.message or "")
-    except Exception as exc:
-        if not _already(client, action):
-            error = error_text(exc)
+            platform.reject(action.assignment_id, action.message or "")
+    except PlatformError as exc:
+        if not _already(platform, action):
             ledger.record_review(action.assignment_id, action.decision, action.message,
-                                 "failed", error)
-            result.failures.append(f"{action.decision} {action.assignment_id}: {error}")
+                                 "failed", str(exc))
+            result.failures.append(f"{action.decision} {action.assignment_id}: {exc}")
             return
     ledger.record_review(action.assignment_id, action.decision, action.message, "done")
     action.review_done = True
@@ -202,71 +207,53 @@ def _review_one(ledger: Any, client: Any, action: ReviewAction, result: ReviewRe
         result.rejected += 1
 
 
-def _already(client: Any, action: ReviewAction) -> bool:
+def _already(platform: Platform, action: ReviewAction) -> bool:
     """After a failed call: did an earlier, interrupted run already make it?"""
     want = "Approved" if action.decision == "approve" else "Rejected"
     try:
-        status = client.get_assignment(AssignmentId=action.assignment_id)
-        return status["Assignment"]["AssignmentStatus"] == want
-    except Exception:
+        return platform.submission_status(action.assignment_id) == want
+    except PlatformError:
         return False
 
 
-def _bonus_one(ledger: Any, client: Any, action: ReviewAction, reason: str,
+def _bonus_one(ledger: Ledger, platform: Platform, action: ReviewAction, reason: str,
                result: ReviewResult) -> None:
+    assert action.bonus is not None and action.bonus_token is not None
     amount = money_str(action.bonus)
     common = {"request_token": action.bonus_token, "assignment_id": action.assignment_id,
               "worker_id": action.worker_id, "amount": amount, "reason": reason}
     ledger.record_bonus(**common, status="intent")
     try:
-        if not (action.bonus_tried and _bonus_paid(client, action.assignment_id)):
-            client.send_bonus(WorkerId=action.worker_id, BonusAmount=amount,
-                              AssignmentId=action.assignment_id, Reason=reason,
-                              UniqueRequestToken=action.bonus_token)
-    except Exception as exc:
-        error = error_text(exc)
-        if not is_token_already_used(exc):
-            ledger.record_bonus(**common, status="failed", error=error)
-            result.failures.append(f"bonus {action.assignment_id}: {error}")
-            return
+        # MTurk forgets a token after 24 hours; the payment record is kept for good.
+        if not (action.bonus_tried and platform.bonus_paid(action.assignment_id)):
+            platform.pay_bonus(worker_id=action.worker_id, submission_id=action.assignment_id,
+                               amount=action.bonus, reason=reason, token=action.bonus_token)
+    except AlreadyDone:
+        pass
+    except PlatformError as exc:
+        ledger.record_bonus(**common, status="failed", error=str(exc))
+        result.failures.append(f"bonus {action.assignment_id}: {exc}")
+        return
     ledger.record_bonus(**common, status="done")
     action.bonus_done = True
     result.bonuses += 1
     result.paid += action.bonus
 
 
-def _bonus_paid(client: Any, assignment_id: str) -> bool:
-    """Whether MTurk lists a bonus for the assignment (review pays at most one each).
-
-    Asked before retrying a bonus an earlier run started: the UniqueRequestToken guards a
-    retry for 24 hours only, the payment record for good. If the listing fails, the retry
-    does not happen (the error is reported and the next run asks again).
-    """
-    from crowdkit.turk import paginate
-
-    return any(True for _ in paginate(client.list_bonus_payments, "BonusPayments",
-                                      AssignmentId=assignment_id))
-
-
-def review(study: Any, client_for: ClientFor, *, dry_run: bool = False,
+def review(study: Study, platform: Platform, *, dry_run: bool = False,
            confirm: Callable[[ReviewPlan], bool] = lambda plan: True,
-           echo: Callable[[str], None] = print) -> ReviewResult | None:
-    """`crowdkit review`: plan, show, confirm, then act. Returns None for a dry run."""
-    from rich.progress import Progress
+           on_plan: Callable[[ReviewPlan], None] | None = None,
+           progress: Progress = silent) -> ReviewResult | None:
+    """`crowdkit review`: plan, show (`on_plan`), confirm, then act.
 
-    from crowdkit.ledger import Ledger
-
+    Returns None for a dry run, when nothing is left to do, or when the plan was not
+    confirmed.
+    """
     with Ledger.open(study.db_path, write=True, command="crowdkit review") as ledger:
-        plan = plan_review(study, ledger)
-        for line in plan.warnings:
-            echo(f"warning: {line}")
-        echo(plan.describe())
+        plan = plan_review(study, ledger, platform.target)
+        if on_plan is not None:
+            on_plan(plan)
         if dry_run or not plan.to_do() or not confirm(plan):
             return None
-        with Progress(transient=True) as progress:
-            bar = progress.add_task("reviewing", total=len(plan.to_do()))
-            result = execute_review(plan, ledger, client_for, study.config.review.bonus_reason,
-                                    on_step=lambda: progress.advance(bar))
-        for line in result.failures:
-            echo(f"warning: {line}")
-        return result
+        return execute_review(plan, ledger, platform, study.config.review.bonus_reason,
+                              progress)

@@ -14,15 +14,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from crowdkit import turk
 from crowdkit.errors import CrowdkitError
-from crowdkit.publish import assignment_fees, bonus_fee
+from crowdkit.ledger import Ledger
+from crowdkit.platforms.base import NotFound, Platform
 from crowdkit.study import Study
 from crowdkit.units import format_duration, money_str
 
 STATUS_WORKERS = 8
-# An ExpireAt in the past makes MTurk expire a HIT at once.
-EXPIRE_AT = datetime(2015, 1, 1, tzinfo=UTC)
+COUNTED = ("Submitted", "Approved", "Rejected")
 
 
 @dataclass
@@ -87,60 +86,43 @@ class StudyStatus:
         }
 
 
-def status_target(study: Study, target: str | None) -> str:
-    """Reading and expiring need no extra guard: the configured target is the default."""
-    return turk.check_target(target or study.config.mturk.target)
-
-
-def study_status(study: Study, *, target: str | None = None, client: Any = None,
-                 now: datetime | None = None) -> StudyStatus:
+def study_status(study: Study, platform: Platform, *, now: datetime | None = None
+                 ) -> StudyStatus:
     """Per HIT and in total: assignments by state, money spent and committed, time left."""
-    from crowdkit.ledger import Ledger
-
-    target = status_target(study, target)
+    target = platform.target
     with Ledger.open(study.db_path) as ledger:
         rows = [r for r in ledger.hits(target) if r["hit_id"]]
         bonuses = [b for b in ledger.bonuses() if b["status"] == "done"]
     result = StudyStatus(target=target)
-    result.bonuses_paid = sum((Decimal(b["amount"]) + bonus_fee(Decimal(b["amount"]))
+    result.bonuses_paid = sum((Decimal(b["amount"]) + platform.bonus_fee(Decimal(b["amount"]))
                                for b in bonuses), Decimal("0.00"))
     if not rows:
         return result
-    client = client or turk.study_client(study, target)
     now = now or datetime.now(UTC)
-    masters = study.config.qualifications.masters
-
-    def one(row: Any) -> HitStatus:
-        return _hit_status(client, row, now, masters)
-
-    with turk.user_errors(target, "reading the study's HITs"), \
-            ThreadPoolExecutor(max_workers=STATUS_WORKERS) as pool:
-        result.hits = list(pool.map(one, rows))
+    with ThreadPoolExecutor(max_workers=STATUS_WORKERS) as pool:
+        result.hits = list(pool.map(lambda row: _hit_status(platform, row, now), rows))
     return result
 
 
-def _hit_status(client: Any, row: Any, now: datetime, masters: bool) -> HitStatus:
-    hit = client.get_hit(HITId=row["hit_id"])["HIT"]
-    counts = {"Submitted": 0, "Approved": 0, "Rejected": 0}
-    for a in turk.paginate(client.list_assignments_for_hit, "Assignments", HITId=row["hit_id"],
-                           AssignmentStatuses=list(counts)):
-        counts[a["AssignmentStatus"]] = counts.get(a["AssignmentStatus"], 0) + 1
-    expiration = turk.mturk_time(hit.get("Expiration"))
+def _hit_status(platform: Platform, row: Any, now: datetime) -> HitStatus:
+    state = platform.posting_state(row["hit_id"])
+    counts = dict.fromkeys(COUNTED, 0)
+    for page in platform.submissions(row["hit_id"]):
+        for submission in page:
+            counts[submission.status] = counts.get(submission.status, 0) + 1
+    expiration = state.expiration
     seconds_left = max(0, int((expiration - now).total_seconds())) if expiration else 0
-    available = int(hit.get("NumberOfAssignmentsAvailable", 0)) if seconds_left else 0
-    pending = int(hit.get("NumberOfAssignmentsPending", 0))
-    reward = Decimal(str(hit.get("Reward", row["reward"])))
-    commission, masters_fee = assignment_fees(reward, int(hit["MaxAssignments"]), masters)
-    per_assignment = reward + commission + masters_fee
+    available = state.available if seconds_left else 0
+    commission, extra_fee = platform.assignment_fees(state.reward, state.max_assignments)
+    per_assignment = state.reward + commission + extra_fee
     return HitStatus(
         hit_id=row["hit_id"], task_id=row["task_id"], part=row["part"],
-        status=str(hit.get("HITStatus", row["status"])),
-        max_assignments=int(hit["MaxAssignments"]), available=available, pending=pending,
-        submitted=counts["Submitted"], approved=counts["Approved"],
-        rejected=counts["Rejected"],
+        status=state.status or row["status"], max_assignments=state.max_assignments,
+        available=available, pending=state.pending, submitted=counts["Submitted"],
+        approved=counts["Approved"], rejected=counts["Rejected"],
         expiration=expiration.isoformat() if expiration else None, seconds_left=seconds_left,
         spent=per_assignment * counts["Approved"],
-        committed=per_assignment * (available + pending + counts["Submitted"]),
+        committed=per_assignment * (available + state.pending + counts["Submitted"]),
     )
 
 
@@ -152,36 +134,38 @@ def format_duration_left(seconds: int) -> str:
     return format_duration(seconds - seconds % step)
 
 
-def print_status(status: StudyStatus, echo: Callable[[str], None] = print) -> None:
-    """A table per HIT (when there are few) and the totals."""
-    from rich.console import Console
+def status_table(status: StudyStatus) -> Any:
+    """A rich table of the HITs (when there are few enough to read), else None."""
     from rich.table import Table
 
-    console = Console()
-    if not console.is_terminal:  # a pipe or a log file: no reason to squeeze the table
-        console = Console(width=160)
+    if not status.hits or len(status.hits) > 50:
+        return None
+    table = Table(title=f"HITs ({status.target})", box=None, pad_edge=False)
+    headers = ("HIT", "task", "avail", "pend", "subm", "appr", "rej", "spent", "commit", "left")
+    for name in headers:
+        table.add_column(name, justify="left" if name in ("HIT", "task") else "right",
+                         no_wrap=True)
     columns = ("available", "pending", "submitted", "approved", "rejected")
+    for h in status.hits:
+        table.add_row(h.hit_id, f"{h.task_id}/{h.part}",
+                      *(str(getattr(h, c)) for c in columns), f"${money_str(h.spent)}",
+                      f"${money_str(h.committed)}", format_duration_left(h.seconds_left))
+    return table
+
+
+def status_lines(status: StudyStatus) -> list[str]:
+    """The totals in two lines (or one line when nothing is published yet)."""
     if not status.hits:
-        echo(f"{status.target}: no HITs published for this study yet")
-        return
-    if len(status.hits) <= 50:
-        table = Table(title=f"HITs ({status.target})", box=None, pad_edge=False)
-        headers = ("HIT", "task", "avail", "pend", "subm", "appr", "rej", "spent", "commit",
-                   "left")
-        for name in headers:
-            table.add_column(name, justify="left" if name in ("HIT", "task") else "right",
-                             no_wrap=True)
-        for h in status.hits:
-            table.add_row(h.hit_id, f"{h.task_id}/{h.part}",
-                          *(str(getattr(h, c)) for c in columns), f"${money_str(h.spent)}",
-                          f"${money_str(h.committed)}", format_duration_left(h.seconds_left))
-        console.print(table)
+        return [f"{status.target}: no HITs published for this study yet"]
+    columns = ("available", "pending", "submitted", "approved", "rejected")
     totals = ", ".join(f"{status.total(c)} {c}" for c in columns)
-    echo(f"{status.target}: {len(status.hits)} HITs, {status.total('max_assignments')} "
-         f"assignments: {totals}")
-    echo(f"money: ${money_str(status.spent)} spent (bonuses ${money_str(status.bonuses_paid)}),"
-         f" ${money_str(status.committed)} committed; time left "
-         f"{format_duration_left(status.seconds_left)}")
+    return [
+        f"{status.target}: {len(status.hits)} HITs, {status.total('max_assignments')} "
+        f"assignments: {totals}",
+        f"money: ${money_str(status.spent)} spent (bonuses ${money_str(status.bonuses_paid)}),"
+        f" ${money_str(status.committed)} committed; time left "
+        f"{format_duration_left(status.seconds_left)}",
+    ]
 
 
 # ----------------------------------------------------------------------------------------
@@ -191,43 +175,32 @@ def print_status(status: StudyStatus, echo: Callable[[str], None] = print) -> No
 
 def open_hits(study: Study, target: str) -> list[Any]:
     """The ledger's HITs of this study and target that have not been expired by crowdkit."""
-    from crowdkit.ledger import Ledger
-
     with Ledger.open(study.db_path) as ledger:
         return [r for r in ledger.hits(target) if r["hit_id"] and r["status"] == "created"]
 
 
-def expire(study: Study, *, target: str | None = None, yes: bool = False,
-           confirm: Callable[[str], bool] | None = None, client: Any = None,
-           echo: Callable[[str], None] = print) -> int:
+def expire(study: Study, platform: Platform, *, yes: bool = False,
+           confirm: Callable[[str], bool] | None = None) -> int:
     """Expire this study's open HITs (only those the ledger recorded); return how many.
 
     Workers who already accepted an assignment may still submit it; nobody new can start.
+    A HIT MTurk no longer has (disposed of, or deleted) counts as expired.
     """
-    from crowdkit.ledger import Ledger
-
-    target = status_target(study, target)
+    target = platform.target
     if not study.db_path.exists():
-        echo(f"{target}: nothing published for this study")
         return 0
     hits = open_hits(study, target)
     if not hits:
-        echo(f"{target}: no open HITs of this study")
         return 0
     question = f"Expire {len(hits)} HITs of study {study.name} on {target}?"
     if not yes and (confirm is None or not confirm(question)):
         raise CrowdkitError("not confirmed; no HIT was expired (pass --yes to skip the question)")
-    client = client or turk.study_client(study, target)
     with Ledger.open(study.db_path, write=True, command="crowdkit expire") as ledger:
         for row in hits:
             try:
-                client.update_expiration_for_hit(HITId=row["hit_id"], ExpireAt=EXPIRE_AT)
-            except Exception as exc:
-                if "Disposed" not in turk.error_message(exc) and \
-                        "does not exist" not in turk.error_message(exc):
-                    raise CrowdkitError(f"HIT {row['hit_id']}: could not expire it: "
-                                        f"{turk.error_message(exc)}") from exc
+                platform.expire_posting(row["hit_id"])
+            except NotFound:
+                pass
             ledger.set_hit_status(row["hit_id"], "expired",
                                   expiration=datetime.now(UTC).isoformat())
-    echo(f"{target}: expired {len(hits)} HITs of study {study.name}")
     return len(hits)

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 from crowdkit.errors import CrowdkitError
 from crowdkit.files import file_digest
+from crowdkit.tasks import PublicTask
+from crowdkit.trials import registry
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 POLICY_SID = "CrowdkitPublicRead"
@@ -410,17 +412,16 @@ class HttpLocalStore:
 # ----------------------------------------------------------------------------------------
 
 
-def task_image_keys(task: Any) -> set[str]:
-    """Every image key a public task shows (references and queries of every trial)."""
+def task_image_keys(task: PublicTask) -> set[str]:
+    """Every image key a public task shows, whatever its trials' types."""
     keys: set[str] = set()
     for trial in task.trials:
-        keys.update(trial.references.left)
-        keys.update(trial.references.right)
-        keys.update([trial.queries.top, trial.queries.bottom])
+        keys.update(registry.get(trial.type).image_keys(trial))
     return keys
 
 
-def task_download_bytes(task: Any, image_bytes: dict[str, int], question_bytes: int = 0) -> int:
+def task_download_bytes(task: PublicTask, image_bytes: dict[str, int],
+                        question_bytes: int = 0) -> int:
     """What one HIT downloads: each distinct image once, plus the page itself."""
     return question_bytes + sum(image_bytes[k] for k in task_image_keys(task))
 

@@ -14,8 +14,16 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
+from crowdkit import platforms
 from crowdkit.errors import ConfigError
 from crowdkit.units import Duration, Money
 from stimgen.config import StimuliConfig
@@ -45,6 +53,15 @@ class StudySection(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     seed: int = 0
     description: str = ""
+    platform: str = "mturk"  # the crowd platform (crowdkit.platforms); MTurk is the first
+
+    @field_validator("platform")
+    @classmethod
+    def _known_platform(cls, value: str) -> str:
+        if value not in platforms.names():
+            raise ValueError(f"unknown platform {value!r}; known: "
+                             f"{', '.join(platforms.names())}")
+        return value
 
 
 class DesignSection(Section):

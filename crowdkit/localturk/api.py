@@ -8,13 +8,11 @@ one transaction: a refused call changes nothing.
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 import sqlite3
-from datetime import datetime
 from decimal import Decimal
 
+from crowdkit.localturk import params as check
 from crowdkit.localturk import quals
 from crowdkit.localturk.db import new_id
 from crowdkit.localturk.errors import (
@@ -24,15 +22,13 @@ from crowdkit.localturk.errors import (
     out_of_range,
     wrong_state,
 )
-from crowdkit.localturk.fees import CENT, LARGE_HIT_ASSIGNMENTS, bonus_fee
+from crowdkit.localturk.fees import LARGE_HIT_ASSIGNMENTS, bonus_fee
 from crowdkit.localturk.market import HIT_SELECT, REQUESTER_VISIBLE, HitState, Market
 from crowdkit.localturk.xml import QuestionXMLError, parse_question
 
 TOKEN_LIFETIME_S = 24 * 3600
 MAX_DURATION_S = 365 * 24 * 3600
 DEFAULT_AUTO_APPROVAL_S = 30 * 24 * 3600
-DEFAULT_PAGE_SIZE = 10
-_MONEY = re.compile(r"^[0-9]+(\.)?[0-9]{0,2}$")
 
 OPERATIONS = {
     "CreateHITType": "create_hit_type",
@@ -60,89 +56,6 @@ OPERATIONS = {
 }
 
 
-# --- parameter checks -----------------------------------------------------------------
-def _required(params: dict, name: str):
-    value = params.get(name)
-    if value is None or value == "":
-        raise missing(name)
-    return value
-
-
-def _text(params: dict, name: str, max_len: int, *, required: bool = True) -> str | None:
-    value = _required(params, name) if required else params.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise out_of_range(name, value, "It must be a string.")
-    if len(value) > max_len:
-        raise out_of_range(name, f"{value[:20]}...", f"It must be at most {max_len} characters.")
-    return value
-
-
-def _integer(params: dict, name: str, lo: int, hi: int, default: int | None = None) -> int:
-    value = params.get(name, default)
-    if value is None:
-        raise missing(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise out_of_range(name, value, "It must be a whole number.")
-    if not lo <= value <= hi:
-        raise out_of_range(name, value, f"It must be between {lo} and {hi}.")
-    return value
-
-
-def _money(params: dict, name: str, minimum: Decimal) -> Decimal:
-    """An amount as MTurk takes it on the wire ("0.50"). Not units.parse_money: that one
-    also reads "$0.50" from study.toml, and a test double must refuse what MTurk refuses."""
-    value = _required(params, name)
-    if not isinstance(value, str) or not _MONEY.match(value):
-        raise out_of_range(name, value, "It must be an amount such as 0.50 (USD).")
-    amount = Decimal(value).quantize(CENT)  # the pattern leaves nothing Decimal cannot read
-    if amount < minimum:
-        raise out_of_range(name, value, f"It must be at least {minimum}.")
-    return amount
-
-
-def _timestamp(params: dict, name: str) -> float:
-    value = _required(params, name)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError as exc:
-        raise out_of_range(name, value, "It must be a timestamp.") from exc
-
-
-def _token(params: dict) -> str | None:
-    return _text(params, "UniqueRequestToken", 64, required=False)
-
-
-def _page(params: dict, scope: str) -> tuple[int, int]:
-    """(size, position after which to continue) from MaxResults and NextToken."""
-    size = _integer(params, "MaxResults", 1, 100, DEFAULT_PAGE_SIZE)
-    token = params.get("NextToken")
-    if not token:
-        return size, -1
-    try:
-        kind, _, after = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if kind != scope:
-            raise ValueError(kind)
-        return size, int(after)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(f"The NextToken {token!r} is not valid for this operation.",
-                           "AWS.MechanicalTurk.InvalidPaginationToken") from exc
-
-
-def _next_token(scope: str, rows: list, size: int, key) -> dict:
-    if len(rows) <= size:
-        return {}
-    last = key(rows[size - 1])
-    return {"NextToken": base64.urlsafe_b64encode(f"{scope}:{last}".encode()).decode()}
-
-
-def _drop_none(d: dict) -> dict:
-    return {k: v for k, v in d.items() if v is not None}
-
-
 class RequesterAPI:
     """One method per MTurk operation; see OPERATIONS for the names on the wire."""
 
@@ -162,7 +75,7 @@ class RequesterAPI:
     @staticmethod
     def hit_json(state: HitState) -> dict:
         row = state.row
-        return _drop_none({
+        return check.drop_none({
             "HITId": row["hit_id"],
             "HITTypeId": row["hit_type_id"],
             "HITGroupId": row["hit_type_id"],
@@ -187,7 +100,7 @@ class RequesterAPI:
 
     @staticmethod
     def assignment_json(row: sqlite3.Row) -> dict:
-        return _drop_none({
+        return check.drop_none({
             "AssignmentId": row["assignment_id"],
             "WorkerId": row["worker_id"],
             "HITId": row["hit_id"],
@@ -219,13 +132,13 @@ class RequesterAPI:
             params.get("QualificationRequirements") or [], self.market.known_qualification_type
         )
         return {
-            "title": _text(params, "Title", 128),
-            "description": _text(params, "Description", 2000),
-            "keywords": _text(params, "Keywords", 1000, required=False) or "",
-            "reward": str(_money(params, "Reward", Decimal("0.01"))),
-            "assignment_duration": _integer(params, "AssignmentDurationInSeconds", 30,
+            "title": check.text(params, "Title", 128),
+            "description": check.text(params, "Description", 2000),
+            "keywords": check.text(params, "Keywords", 1000, needed=False) or "",
+            "reward": str(check.money(params, "Reward", Decimal("0.01"))),
+            "assignment_duration": check.integer(params, "AssignmentDurationInSeconds", 30,
                                             MAX_DURATION_S),
-            "auto_approval_delay": _integer(params, "AutoApprovalDelayInSeconds", 0,
+            "auto_approval_delay": check.integer(params, "AutoApprovalDelayInSeconds", 0,
                                             DEFAULT_AUTO_APPROVAL_S, DEFAULT_AUTO_APPROVAL_S),
             "qualification_requirements": json.dumps(requirements, sort_keys=True),
         }
@@ -255,7 +168,7 @@ class RequesterAPI:
         return self._create_hit(hit_type_id, params)
 
     def create_hit_with_hit_type(self, params: dict) -> dict:
-        hit_type_id = _text(params, "HITTypeId", 64)
+        hit_type_id = check.text(params, "HITTypeId", 64)
         if self.db.one("SELECT 1 FROM hit_types WHERE hit_type_id = ?", (hit_type_id,)) is None:
             raise RequestError(f"HITType {hit_type_id} does not exist.",
                                "AWS.MechanicalTurk.HITTypeDoesNotExist")
@@ -263,7 +176,7 @@ class RequesterAPI:
         return self._create_hit(hit_type_id, params)
 
     def _check_hit_token(self, params: dict) -> None:
-        token = _token(params)
+        token = check.token(params)
         if token is None:
             return
         previous = self._used_token("hit", token)
@@ -276,7 +189,7 @@ class RequesterAPI:
 
     def _fresh_token(self, scope: str, params: dict) -> str | None:
         """The request's UniqueRequestToken, refused as MTurk does when already used."""
-        token = _token(params)
+        token = check.token(params)
         if token is not None and self._used_token(scope, token) is not None:
             raise RequestError(f'The idempotency token "{token}" has already been processed.',
                                "AWS.MechanicalTurk.DuplicateRequest")
@@ -302,7 +215,7 @@ class RequesterAPI:
         if params.get("HITLayoutId"):
             raise RequestError("localturk does not support HIT layouts; pass a Question.",
                                "AWS.MechanicalTurk.HITLayoutDoesNotExist")
-        question = _text(params, "Question", 10**6)
+        question = check.text(params, "Question", 10**6)
         try:
             parse_question(question)
         except QuestionXMLError as exc:
@@ -318,19 +231,19 @@ class RequesterAPI:
             "INSERT INTO hits (hit_id, hit_type_id, question, max_assignments, expiration, "
             "requester_annotation, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (hit_id, hit_type_id, question,
-             _integer(params, "MaxAssignments", 1, 1_000_000, 1),
-             now + _integer(params, "LifetimeInSeconds", 30, MAX_DURATION_S),
-             _text(params, "RequesterAnnotation", 255, required=False), now),
+             check.integer(params, "MaxAssignments", 1, 1_000_000, 1),
+             now + check.integer(params, "LifetimeInSeconds", 30, MAX_DURATION_S),
+             check.text(params, "RequesterAnnotation", 255, needed=False), now),
         )
         self.market.ensure_funds(Decimal(0), now)
-        self._remember_token("hit", _token(params), hit_id)
+        self._remember_token("hit", check.token(params), hit_id)
         return self._hit_answer(hit_id)
 
     def get_hit(self, params: dict) -> dict:
-        return self._hit_answer(_text(params, "HITId", 64))
+        return self._hit_answer(check.text(params, "HITId", 64))
 
     def list_hits(self, params: dict) -> dict:
-        size, after = _page(params, "hits")
+        size, after = check.page(params, "hits")
         rows = self.db.all(
             HIT_SELECT + " WHERE h.disposed = 0 AND h.rowid > ? ORDER BY h.rowid LIMIT ?",
             (after, size + 1),
@@ -338,12 +251,12 @@ class RequesterAPI:
         states = self.market.states(rows[:size], self.db.now())
         hits = [self.hit_json(s) for s in states]
         return {"NumResults": len(hits), "HITs": hits,
-                **_next_token("hits", rows, size, lambda r: r["rid"])}
+                **check.next_token("hits", rows, size, lambda r: r["rid"])}
 
     def update_expiration_for_hit(self, params: dict) -> dict:
-        hit = self._undeleted_hit(_text(params, "HITId", 64))
+        hit = self._undeleted_hit(check.text(params, "HITId", 64))
         now = self.db.now()
-        expire_at = max(_timestamp(params, "ExpireAt"), now)
+        expire_at = max(check.timestamp(params, "ExpireAt"), now)
         if expire_at > now + MAX_DURATION_S:
             raise out_of_range("ExpireAt", expire_at, "It must be within a year from now.")
         self.db.execute("UPDATE hits SET expiration = ? WHERE hit_id = ?",
@@ -352,7 +265,7 @@ class RequesterAPI:
         return {}
 
     def delete_hit(self, params: dict) -> dict:
-        hit = self.market.require_hit(_text(params, "HITId", 64))
+        hit = self.market.require_hit(check.text(params, "HITId", 64))
         state = self.market.state(hit, self.db.now())
         if state.status != "Reviewable":
             raise wrong_state("HIT", state.status, "Reviewable")
@@ -367,8 +280,8 @@ class RequesterAPI:
         return {}
 
     def create_additional_assignments_for_hit(self, params: dict) -> dict:
-        hit = self._undeleted_hit(_text(params, "HITId", 64))
-        extra = _integer(params, "NumberOfAdditionalAssignments", 1, 1_000_000)
+        hit = self._undeleted_hit(check.text(params, "HITId", 64))
+        extra = check.integer(params, "NumberOfAdditionalAssignments", 1, 1_000_000)
         token = self._fresh_token("extend", params)
         before = hit["max_assignments"]
         if before < LARGE_HIT_ASSIGNMENTS <= before + extra:
@@ -385,13 +298,13 @@ class RequesterAPI:
 
     # --- assignments and payments -------------------------------------------------------
     def list_assignments_for_hit(self, params: dict) -> dict:
-        hit = self.market.require_hit(_text(params, "HITId", 64))
+        hit = self.market.require_hit(check.text(params, "HITId", 64))
         statuses = params.get("AssignmentStatuses") or list(REQUESTER_VISIBLE)
         for status in statuses:
             if status not in REQUESTER_VISIBLE:
                 raise out_of_range("AssignmentStatuses", status,
                                    "It must be Submitted, Approved or Rejected.")
-        size, after = _page(params, "assignments")
+        size, after = check.page(params, "assignments")
         marks = ",".join("?" * len(statuses))
         rows = self.db.all(
             f"SELECT rowid AS rid, * FROM assignments WHERE hit_id = ? AND status IN ({marks}) "
@@ -400,7 +313,7 @@ class RequesterAPI:
         )
         found = [self.assignment_json(r) for r in rows[:size]]
         return {"NumResults": len(found), "Assignments": found,
-                **_next_token("assignments", rows, size, lambda r: r["rid"])}
+                **check.next_token("assignments", rows, size, lambda r: r["rid"])}
 
     def _assignment(self, assignment_id: str) -> sqlite3.Row:
         row = self.market.assignment(assignment_id)
@@ -410,12 +323,12 @@ class RequesterAPI:
         return row
 
     def get_assignment(self, params: dict) -> dict:
-        row = self._assignment(_text(params, "AssignmentId", 64))
+        row = self._assignment(check.text(params, "AssignmentId", 64))
         return {"Assignment": self.assignment_json(row), **self._hit_answer(row["hit_id"])}
 
     def approve_assignment(self, params: dict) -> dict:
-        row = self._assignment(_text(params, "AssignmentId", 64))
-        feedback = _text(params, "RequesterFeedback", 1024, required=False)
+        row = self._assignment(check.text(params, "AssignmentId", 64))
+        feedback = check.text(params, "RequesterFeedback", 1024, needed=False)
         now = self.db.now()
         if row["status"] == "Rejected" and params.get("OverrideRejection"):
             hit = self._undeleted_hit(row["hit_id"])
@@ -426,8 +339,8 @@ class RequesterAPI:
         return {}
 
     def reject_assignment(self, params: dict) -> dict:
-        row = self._assignment(_text(params, "AssignmentId", 64))
-        feedback = _text(params, "RequesterFeedback", 1024)
+        row = self._assignment(check.text(params, "AssignmentId", 64))
+        feedback = check.text(params, "RequesterFeedback", 1024)
         if row["status"] != "Submitted":
             raise wrong_state("assignment", row["status"], "Submitted")
         self.db.execute(
@@ -438,10 +351,10 @@ class RequesterAPI:
         return {}
 
     def send_bonus(self, params: dict) -> dict:
-        worker_id = _text(params, "WorkerId", 64)
-        amount = _money(params, "BonusAmount", Decimal("0.01"))
-        row = self._assignment(_text(params, "AssignmentId", 64))
-        reason = _text(params, "Reason", 4096)
+        worker_id = check.text(params, "WorkerId", 64)
+        amount = check.money(params, "BonusAmount", Decimal("0.01"))
+        row = self._assignment(check.text(params, "AssignmentId", 64))
+        reason = check.text(params, "Reason", 4096)
         token = self._fresh_token("bonus", params)
         if row["worker_id"] != worker_id:
             raise RequestError(
@@ -469,7 +382,7 @@ class RequesterAPI:
                                "AWS.MechanicalTurk.InvalidParameterValue")
         if hit_id:
             self.market.require_hit(hit_id)
-        size, after = _page(params, "bonuses")
+        size, after = check.page(params, "bonuses")
         column, value = ("hit_id", hit_id) if hit_id else ("assignment_id", assignment_id)
         rows = self.db.all(
             f"SELECT * FROM bonuses WHERE {column} = ? AND id > ? ORDER BY id LIMIT ?",
@@ -479,12 +392,12 @@ class RequesterAPI:
                      "AssignmentId": r["assignment_id"], "Reason": r["reason"],
                      "GrantTime": r["grant_time"]} for r in rows[:size]]
         return {"NumResults": len(payments), "BonusPayments": payments,
-                **_next_token("bonuses", rows, size, lambda r: r["id"])}
+                **check.next_token("bonuses", rows, size, lambda r: r["id"])}
 
     # --- qualifications -----------------------------------------------------------------
     @staticmethod
     def qualification_type_json(row: sqlite3.Row) -> dict:
-        return _drop_none({
+        return check.drop_none({
             "QualificationTypeId": row["qualification_type_id"],
             "CreationTime": row["created"],
             "Name": row["name"],
@@ -508,12 +421,12 @@ class RequesterAPI:
                 "IsRequestable": False, "AutoGranted": False}
 
     def create_qualification_type(self, params: dict) -> dict:
-        name = _text(params, "Name", 1000)
-        status = _required(params, "QualificationTypeStatus")
+        name = check.text(params, "Name", 1000)
+        status = check.required(params, "QualificationTypeStatus")
         if status not in ("Active", "Inactive"):
             raise out_of_range("QualificationTypeStatus", status, "It must be Active or "
                                "Inactive.")
-        test = _text(params, "Test", 65535, required=False)
+        test = check.text(params, "Test", 65535, needed=False)
         auto_granted = bool(params.get("AutoGranted", False))
         if test and auto_granted:
             raise RequestError("A QualificationType with a Test cannot be AutoGranted.",
@@ -532,10 +445,10 @@ class RequesterAPI:
             "INSERT INTO qualification_types (qualification_type_id, name, description, "
             "keywords, status, retry_delay, test, answer_key, test_duration, auto_granted, "
             "auto_granted_value, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (type_id, name, _text(params, "Description", 2000),
-             _text(params, "Keywords", 1000, required=False) or "", status,
+            (type_id, name, check.text(params, "Description", 2000),
+             check.text(params, "Keywords", 1000, needed=False) or "", status,
              params.get("RetryDelayInSeconds"), test,
-             _text(params, "AnswerKey", 65535, required=False),
+             check.text(params, "AnswerKey", 65535, needed=False),
              params.get("TestDurationInSeconds"), int(auto_granted),
              params.get("AutoGrantedValue", 1), self.db.now()),
         )
@@ -551,13 +464,13 @@ class RequesterAPI:
         return row
 
     def get_qualification_type(self, params: dict) -> dict:
-        type_id = _text(params, "QualificationTypeId", 64)
+        type_id = check.text(params, "QualificationTypeId", 64)
         if type_id in quals.SYSTEM_TYPES:
             return {"QualificationType": self.system_type_json(type_id)}
         return {"QualificationType": self.qualification_type_json(self._own_type(type_id))}
 
     def list_qualification_types(self, params: dict) -> dict:
-        must_be_requestable = _required(params, "MustBeRequestable") is True
+        must_be_requestable = check.required(params, "MustBeRequestable") is True
         types = [self.qualification_type_json(r) for r in
                  self.db.all("SELECT * FROM qualification_types ORDER BY rowid")]
         if not params.get("MustBeOwnedByCaller"):
@@ -568,15 +481,15 @@ class RequesterAPI:
             if (not must_be_requestable or t["IsRequestable"])
             and query in " ".join([t["Name"], t["Description"], t.get("Keywords", "")]).lower()
         ]
-        size, after = _page(params, "qualtypes")
+        size, after = check.page(params, "qualtypes")
         numbered = list(enumerate(types))[after + 1: after + 2 + size]
         page = [t for _, t in numbered[:size]]
         return {"NumResults": len(page), "QualificationTypes": page,
-                **_next_token("qualtypes", numbered, size, lambda n: n[0])}
+                **check.next_token("qualtypes", numbered, size, lambda n: n[0])}
 
     def associate_qualification_with_worker(self, params: dict) -> dict:
-        row = self._own_type(_text(params, "QualificationTypeId", 64))
-        worker_id = _text(params, "WorkerId", 64)
+        row = self._own_type(check.text(params, "QualificationTypeId", 64))
+        worker_id = check.text(params, "WorkerId", 64)
         value = params.get("IntegerValue", 1)
         if isinstance(value, bool) or not isinstance(value, int):
             raise out_of_range("IntegerValue", value, "It must be a whole number.")
@@ -584,8 +497,8 @@ class RequesterAPI:
         return {}
 
     def disassociate_qualification_from_worker(self, params: dict) -> dict:
-        row = self._own_type(_text(params, "QualificationTypeId", 64))
-        worker_id = _text(params, "WorkerId", 64)
+        row = self._own_type(check.text(params, "QualificationTypeId", 64))
+        worker_id = check.text(params, "WorkerId", 64)
         held = self.db.one(
             "SELECT 1 FROM qualifications WHERE qualification_type_id = ? AND worker_id = ? "
             "AND status = 'Granted'", (row["qualification_type_id"], worker_id))
@@ -598,11 +511,11 @@ class RequesterAPI:
         return {}
 
     def list_workers_with_qualification_type(self, params: dict) -> dict:
-        row = self._own_type(_text(params, "QualificationTypeId", 64))
+        row = self._own_type(check.text(params, "QualificationTypeId", 64))
         status = params.get("Status") or "Granted"
         if status not in ("Granted", "Revoked"):
             raise out_of_range("Status", status, "It must be Granted or Revoked.")
-        size, after = _page(params, "workers")
+        size, after = check.page(params, "workers")
         rows = self.db.all(
             "SELECT rowid AS rid, * FROM qualifications WHERE qualification_type_id = ? "
             "AND status = ? AND rowid > ? ORDER BY rowid LIMIT ?",
@@ -613,13 +526,13 @@ class RequesterAPI:
                   "IntegerValue": r["integer_value"], "Status": r["status"]}
                  for r in rows[:size]]
         return {"NumResults": len(found), "Qualifications": found,
-                **_next_token("workers", rows, size, lambda r: r["rid"])}
+                **check.next_token("workers", rows, size, lambda r: r["rid"])}
 
     # --- other ----------------------------------------------------------------------------
     def notify_workers(self, params: dict) -> dict:
-        subject = _text(params, "Subject", 200)
-        message = _text(params, "MessageText", 4096)
-        worker_ids = _required(params, "WorkerIds")
+        subject = check.text(params, "Subject", 200)
+        message = check.text(params, "MessageText", 4096)
+        worker_ids = check.required(params, "WorkerIds")
         if not isinstance(worker_ids, list) or not 1 <= len(worker_ids) <= 100:
             raise out_of_range("WorkerIds", len(worker_ids), "Give between 1 and 100 ids.")
         failures = []

@@ -1,0 +1,200 @@
+"""The tidy data set: every stored assignment parsed, judged and turned into rows.
+
+Built from the ledger alone (no network): `build_dataset` parses each stored answer
+against its task's key (crowdkit.answers), judges it (crowdkit.quality), and `write_exports`
+writes data/trials.parquet, trials.csv and participants.csv. Worker ids stay in the ledger;
+the exports carry `pseudonym(key, worker_id)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crowdkit.answers import ParsedAnswer, parse_answer
+from crowdkit.files import write_atomically
+from crowdkit.ledger import Ledger
+from crowdkit.quality import (
+    PARTICIPANT_COLUMNS,
+    PARTICIPANT_DTYPES,
+    AssignmentRecord,
+    judge,
+    participant_row,
+)
+from crowdkit.study import Study
+from crowdkit.tasks import AnswerKey
+from crowdkit.trials import registry
+from crowdkit.trials.base import TrialKeyBase
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PSEUDONYM_HEX_DIGITS = 16
+# The tidy trials format (docs/data.md). A trial type's own columns that are not here
+# (registry type's `tidy_columns`) come after these, before the participant's columns.
+KEY_COLUMNS = {
+    "study": "string", "target": "string", "participant_id": "string",
+    "assignment_id": "string", "hit_id": "string", "task_id": "string",
+    "trial_index": "int64", "phase": "string", "condition": "string",
+    "reference_mode": "string", "n_references": "int64", "layer": "string",
+    "channel": "int64", "unit": "string", "batch": "int64", "unit_selection": "string",
+    "max_position": "string", "response": "string", "correct": "bool",
+    "confidence": "int64", "rt_ms": "float64",
+}
+PARTICIPANT_TRIAL_COLUMNS = {"expert_level": "string", "excluded": "bool",
+                             "exclusion_reasons": "string"}
+TRIAL_COLUMNS = [*KEY_COLUMNS, *PARTICIPANT_TRIAL_COLUMNS]
+
+
+def pseudonym(key: bytes, worker_id: str) -> str:
+    """The participant id the exports carry: a keyed hash of the worker id.
+
+    Stable within a study (the key lives in its ledger), unlinkable across studies and
+    irreversible without the key.
+    """
+    digest = hmac.new(key, worker_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return "p" + digest[:PSEUDONYM_HEX_DIGITS]
+
+
+@dataclass
+class Dataset:
+    """Every assignment of the study, judged, with its tidy trial rows."""
+
+    study: str
+    records: list[AssignmentRecord]
+
+    def trial_rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for record in self.records:
+            rows += tidy_rows(self.study, record)
+        return rows
+
+    def columns(self) -> dict[str, str]:
+        """Column -> dtype of the trials table: the core format, then the trial types'."""
+        extra: dict[str, str] = {}
+        for name in sorted({t.type for r in self.records for t in r.key.trials}):
+            for column, dtype in registry.get(name).tidy_columns.items():
+                if column not in KEY_COLUMNS:
+                    extra.setdefault(column, dtype)
+        return {**KEY_COLUMNS, **extra, **PARTICIPANT_TRIAL_COLUMNS}
+
+    def trials_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        columns = self.columns()
+        frame = pd.DataFrame(self.trial_rows(), columns=list(columns))
+        dtypes = dict(columns)
+        for column, dtype in columns.items():  # a column some rows leave empty
+            if dtype in ("bool", "int64") and frame[column].isna().any():
+                dtypes[column] = "boolean" if dtype == "bool" else "Int64"
+        return frame.astype(dtypes)
+
+    def participants_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        frame = pd.DataFrame([participant_row(r) for r in self.records],
+                             columns=PARTICIPANT_COLUMNS)
+        return frame.astype(PARTICIPANT_DTYPES)
+
+
+def tidy_rows(study: str, record: AssignmentRecord) -> list[dict[str, Any]]:
+    """One row per answered trial (practice: one per round), in the order shown."""
+    payload = record.parsed.payload
+    if payload is None:
+        return []
+    by_id: dict[str, TrialKeyBase] = {t.trial_id: t for t in record.key.trials}
+    responses = sorted(payload.trials,
+                       key=lambda r: (by_id[r.trial_id].trial_index, r.round))
+    rows = []
+    for response in responses:
+        trial = by_id[response.trial_id]
+        row: dict[str, Any] = {
+            "study": study, "target": record.target, "participant_id": record.participant_id,
+            "assignment_id": record.assignment_id, "hit_id": record.hit_id,
+            "task_id": record.task_id, "trial_index": trial.trial_index, "phase": trial.phase,
+            "condition": trial.condition, "layer": trial.layer, "channel": trial.channel,
+            "unit": trial.unit_id, "batch": trial.batch,
+            "unit_selection": trial.unit_selection,
+        }
+        row.update(registry.get(trial.type).tidy(trial, response))
+        row.update({"expert_level": record.expert_level, "excluded": record.excluded,
+                    "exclusion_reasons": record.exclusion_reasons})
+        rows.append(row)
+    return rows
+
+
+def study_hits(ledger: Ledger) -> list[Any]:
+    """The HITs the crowd platform knows about: those whose create call returned an id."""
+    return [h for h in ledger.hits() if h["hit_id"] is not None]
+
+
+def build_dataset(study: Study, ledger: Ledger, assignments: list[Any] | None = None
+                  ) -> Dataset:
+    """Parse every stored assignment and judge it by the study's quality rules.
+
+    `assignments` are the ledger's rows when the caller has read them already.
+    """
+    keys = {task.key.task_id: task.key for task in ledger.tasks()}
+    hits = {h["hit_id"]: h for h in study_hits(ledger)}
+    secret = ledger.pseudonym_key()
+    records = []
+    for row in ledger.assignments() if assignments is None else assignments:
+        hit = hits.get(row["hit_id"])
+        if hit is None or hit["task_id"] not in keys:
+            continue
+        key: AnswerKey = keys[hit["task_id"]]
+        parsed: ParsedAnswer = parse_answer(row["answer_xml"], key)
+        records.append(AssignmentRecord(
+            assignment_id=row["assignment_id"], hit_id=row["hit_id"], task_id=key.task_id,
+            target=hit["target"], worker_id=row["worker_id"],
+            participant_id=pseudonym(secret, row["worker_id"]), status=row["status"],
+            accept_time=row["accept_time"], submit_time=row["submit_time"],
+            auto_approval_time=row["auto_approval_time"], parsed=parsed, key=key,
+        ))
+    judge(records, study.config, expert_workers=ledger.expert_qualification_workers())
+    return Dataset(study=study.name, records=records)
+
+
+def record_parse_results(ledger: Ledger, dataset: Dataset, assignments: list[Any]) -> int:
+    """Write each assignment's parse status to the ledger where it differs from the rows
+    `assignments` hold; count the changes."""
+    current = {r["assignment_id"]: (r["parse_status"], r["parse_error"]) for r in assignments}
+    changed = 0
+    with ledger.transaction():
+        for record in dataset.records:
+            status = "ok" if record.parsed.valid else "invalid"
+            if current.get(record.assignment_id) != (status, record.parsed.reason):
+                ledger.set_assignment_parse(record.assignment_id, status, record.parsed.reason)
+                changed += 1
+    return changed
+
+
+def write_exports(dataset: Dataset, data_dir: Path) -> list[Path]:
+    """Write trials.parquet, trials.csv and participants.csv; return the files that changed.
+
+    Each file is written atomically (crowdkit.files), so a reader never sees half a file,
+    and left alone when its content would not change (the Parquet file follows trials.csv).
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    trials = dataset.trials_frame()
+    trials_csv = trials.to_csv(index=False, lineterminator="\n")
+    participants_csv = dataset.participants_frame().to_csv(index=False, lineterminator="\n")
+    changed = []
+    for name, text in (("trials.csv", trials_csv), ("participants.csv", participants_csv)):
+        if _write_if_changed(data_dir / name, text.encode("utf-8")):
+            changed.append(data_dir / name)
+    parquet = data_dir / "trials.parquet"
+    if data_dir / "trials.csv" in changed or not parquet.exists():
+        write_atomically(parquet, trials.to_parquet(index=False))
+        changed.append(parquet)
+    return changed
+
+
+def _write_if_changed(path: Path, content: bytes) -> bool:
+    if path.exists() and path.read_bytes() == content:
+        return False
+    write_atomically(path, content)
+    return True

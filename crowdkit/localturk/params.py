@@ -1,0 +1,101 @@
+"""Reading the requester API's parameters as MTurk does: required, ranged, money, paging.
+
+Each check raises the RequestError MTurk answers for that kind of bad input.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime
+from decimal import Decimal
+
+from crowdkit.localturk.errors import RequestError, missing, out_of_range
+from crowdkit.localturk.fees import CENT
+
+DEFAULT_PAGE_SIZE = 10
+_MONEY = re.compile(r"^[0-9]+(\.)?[0-9]{0,2}$")
+
+
+def required(params: dict, name: str):
+    value = params.get(name)
+    if value is None or value == "":
+        raise missing(name)
+    return value
+
+
+def text(params: dict, name: str, max_len: int, *, needed: bool = True) -> str | None:
+    value = required(params, name) if needed else params.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise out_of_range(name, value, "It must be a string.")
+    if len(value) > max_len:
+        raise out_of_range(name, f"{value[:20]}...", f"It must be at most {max_len} characters.")
+    return value
+
+
+def integer(params: dict, name: str, lo: int, hi: int, default: int | None = None) -> int:
+    value = params.get(name, default)
+    if value is None:
+        raise missing(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise out_of_range(name, value, "It must be a whole number.")
+    if not lo <= value <= hi:
+        raise out_of_range(name, value, f"It must be between {lo} and {hi}.")
+    return value
+
+
+def money(params: dict, name: str, minimum: Decimal) -> Decimal:
+    """An amount as MTurk takes it on the wire ("0.50"). Not units.parse_money: that one
+    also reads "$0.50" from study.toml, and a test double must refuse what MTurk refuses."""
+    value = required(params, name)
+    if not isinstance(value, str) or not _MONEY.match(value):
+        raise out_of_range(name, value, "It must be an amount such as 0.50 (USD).")
+    amount = Decimal(value).quantize(CENT)  # the pattern leaves nothing Decimal cannot read
+    if amount < minimum:
+        raise out_of_range(name, value, f"It must be at least {minimum}.")
+    return amount
+
+
+def timestamp(params: dict, name: str) -> float:
+    value = required(params, name)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise out_of_range(name, value, "It must be a timestamp.") from exc
+
+
+def token(params: dict) -> str | None:
+    return text(params, "UniqueRequestToken", 64, needed=False)
+
+
+def page(params: dict, scope: str) -> tuple[int, int]:
+    """(size, position after which to continue) from MaxResults and NextToken."""
+    size = integer(params, "MaxResults", 1, 100, DEFAULT_PAGE_SIZE)
+    token = params.get("NextToken")
+    if not token:
+        return size, -1
+    try:
+        kind, _, after = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if kind != scope:
+            raise ValueError(kind)
+        return size, int(after)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(f"The NextToken {token!r} is not valid for this operation.",
+                           "AWS.MechanicalTurk.InvalidPaginationToken") from exc
+
+
+def next_token(scope: str, rows: list, size: int, key) -> dict:
+    if len(rows) <= size:
+        return {}
+    last = key(rows[size - 1])
+    return {"NextToken": base64.urlsafe_b64encode(f"{scope}:{last}".encode()).decode()}
+
+
+def drop_none(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None}
+
+
