@@ -21,10 +21,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pydantic import ValidationError
 
-from crowdkit.design import PublicTask
+from crowdkit.design import design_for
 from crowdkit.errors import CrowdkitError
 from crowdkit.payload import Payload
 from crowdkit.study import Study, StudyConfig
+from crowdkit.tasks import PublicTask
 from crowdkit.templates import (
     QUESTION_LIMIT_BYTES,
     html_question_xml,
@@ -263,10 +264,10 @@ def _submission_page(submission: Submission) -> bytes:
             ("total", f"{p.timing.total_ms / 1000:.1f} s"),
         ]
         parts += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows]
-        parts.append("</table><h2>Responses</h2><table><tr><th>trial<th>round<th>response"
-                     "<th>confidence<th>rt (ms)</tr>")
+        parts.append("</table><h2>Responses</h2><table><tr><th>trial<th>round<th>answer"
+                     "<th>rt (ms)</tr>")
         parts += [
-            f"<tr><td>{esc(t.trial_id)}<td>{t.round}<td>{t.response}<td>{t.confidence}"
+            f"<tr><td>{esc(t.trial_id)}<td>{t.round}<td>{esc(_answer_text(t))}"
             f"<td>{t.rt_ms:.0f}</tr>"
             for t in p.trials
         ]
@@ -278,10 +279,14 @@ def _submission_page(submission: Submission) -> bytes:
     return "".join(parts).encode()
 
 
+def _answer_text(response: object) -> str:
+    """What an answer says besides its id, round and time (2-AFC: response and confidence)."""
+    fields = response.model_dump(exclude={"trial_id", "round", "rt_ms"})  # type: ignore[attr-defined]
+    return ", ".join(f"{name} {value}" for name, value in fields.items())
+
+
 def preview_server(study: Study, *, task_index: int = 0, port: int = DEFAULT_PORT) -> PreviewServer:
     """A PreviewServer for one task of the study's design (not yet started)."""
-    from crowdkit.design import design_for
-
     design = design_for(study)
     if not 0 <= task_index < len(design.tasks):
         raise CrowdkitError(

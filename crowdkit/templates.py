@@ -1,8 +1,10 @@
-"""hit_templates -> the worker's HTML page -> HTMLQuestion XML (MTurk's 64 KB limit checked).
+"""hit_templates + trial types -> the worker's HTML page (and MTurk's HTMLQuestion of it).
 
 The page is one self-contained document: the Jinja templates in the `hit_templates` package
-(or a study's own folder, which takes precedence) inline their CSS and JavaScript, and the
-task itself travels as one JSON object in a `<script type="application/json">` element.
+(or a study's own folder, which takes precedence) inline their CSS and JavaScript, each
+trial type of the task adds its screen, explanation, example and script from its own folder
+(`<type>/screen.html`, `<type>/trial.js`, ...; crowdkit.trials), and the task itself
+travels as one JSON object in a `<script type="application/json">` element.
 
 That JSON holds only the public task. Image keys ("<hex digest>.<ext>") are packed as raw
 digest bytes in base64 -- about half the size of hex -- so a 40-trial HIT with 9 + 9
@@ -23,17 +25,28 @@ import jinja2
 from markupsafe import Markup, escape
 
 import hit_templates
-from crowdkit.design import PublicTask, PublicTrial
 from crowdkit.errors import ConfigError, CrowdkitError
+from crowdkit.platforms.mturk.question import (
+    HTML_QUESTION_NS,
+    QUESTION_LIMIT_BYTES,
+    check_question_size,
+    html_question_xml,
+    question_size,
+)
 from crowdkit.study import StudyConfig
+from crowdkit.tasks import PublicTask
+from crowdkit.trials import registry
+from crowdkit.trials.base import DEFAULT_TYPE, PublicTrialBase
 from crowdkit.units import money_str
+
+__all__ = [
+    "HTML_QUESTION_NS", "QUESTION_LIMIT_BYTES", "check_public_task", "check_question_size",
+    "describe_duration", "html_question_xml", "page_data", "question_size", "render_question",
+    "render_task_html", "template_environment",
+]
 
 PAGE_TEMPLATE = "task.html"
 PACKAGED_TEMPLATES = Path(next(iter(hit_templates.__path__))).resolve()
-QUESTION_LIMIT_BYTES = 65535
-HTML_QUESTION_NS = (
-    "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2011-11-11/HTMLQuestion.xsd"
-)
 _IMAGE_KEY = re.compile(r"^((?:[0-9a-f]{2}){8,64})\.([a-z0-9]{1,8})$")
 # Words that must never appear in what the page knows about a test trial.
 _TELLTALE = re.compile(r"max|min|catch", re.IGNORECASE)
@@ -56,6 +69,9 @@ def _cached_environment(override_dir: str | None) -> jinja2.Environment:
     if override_dir is not None:
         loaders.append(jinja2.FileSystemLoader(str(override_dir)))
     loaders.append(jinja2.FileSystemLoader(str(PACKAGED_TEMPLATES)))
+    loaders.append(jinja2.PrefixLoader({
+        name: jinja2.FileSystemLoader(str(registry.get(name).template_dir))
+        for name in registry.names()}))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=True,
@@ -90,8 +106,9 @@ def describe_duration(seconds: int) -> str:
 def check_public_task(task: PublicTask) -> None:
     """Refuse a task the page could leak the answer from, before any of it is rendered.
 
-    Keys must be content hashes; test trials carry no feedback, and neither their ids nor
-    their condition may contain "max", "min" or "catch".
+    Keys must be content hashes; a trial's type must find nothing in it that gives the
+    answer away (2-AFC: feedback on a test trial), and no test trial's id or condition may
+    contain "max", "min" or "catch".
     """
     where = f"task {task.task_id}"
     for trial in task.trials:
@@ -101,13 +118,11 @@ def check_public_task(task: PublicTask) -> None:
                     f"{where}, trial {trial.trial_id}: image key {key!r} is not a content-hash "
                     'key ("<hex digest>.<ext>"); the page only shows hashed keys'
                 )
-        if trial.phase != "test":
+        leak = registry.get(trial.type).leak(trial)
+        if leak:
+            raise CrowdkitError(f"{where}, trial {trial.trial_id}: {leak}")
+        if trial.phase == "practice":
             continue
-        if trial.feedback is not None:
-            raise CrowdkitError(
-                f"{where}, trial {trial.trial_id}: a test trial carries feedback, which would "
-                "tell the worker the answer"
-            )
         for field in ("trial_id", "condition"):
             value = getattr(trial, field)
             if telltale := _TELLTALE.search(value):
@@ -117,10 +132,9 @@ def check_public_task(task: PublicTask) -> None:
                 )
 
 
-def trial_image_keys(trial: PublicTrial) -> list[str]:
-    """A trial's image keys in screen order: left references, right references, top, bottom."""
-    refs = trial.references
-    return [*refs.left, *refs.right, trial.queries.top, trial.queries.bottom]
+def trial_image_keys(trial: PublicTrialBase) -> list[str]:
+    """A trial's image keys in the order its type's script takes them."""
+    return registry.get(trial.type).image_keys(trial)
 
 
 def page_data(task: PublicTask, config: StudyConfig, image_base_url: str) -> dict[str, Any]:
@@ -144,14 +158,9 @@ def page_data(task: PublicTask, config: StudyConfig, image_base_url: str) -> dic
     page = config.page
     trials = []
     for trial in task.trials:
-        item: dict[str, Any] = {
-            "id": trial.trial_id,
-            "phase": trial.phase,
-            "cond": trial.condition,
-            "n": [len(trial.references.left), len(trial.references.right)],
-        }
-        if trial.phase == "practice" and trial.feedback is not None:
-            item["answer"] = trial.feedback.correct
+        item = registry.get(trial.type).page_item(trial)
+        if trial.type != DEFAULT_TYPE:
+            item["type"] = trial.type
         trials.append(item)
     data: dict[str, Any] = {
         "task": task.task_id,
@@ -192,12 +201,14 @@ def render_task_html(
     packaged ones, file by file.
     """
     env = template_environment(_study_templates(config, study_root))
-    d = config.design
-    strong_side = d.max_side
-    weak_side = "left" if strong_side == "right" else "right"
     practice = [t for t in task.trials if t.phase == "practice"]
-    tests = [t for t in task.trials if t.phase == "test"]
-    context = {
+    tests = [t for t in task.trials if t.phase != "practice"]
+    type_names = list(dict.fromkeys(t.type for t in task.trials)) or [DEFAULT_TYPE]
+    context: dict[str, Any] = {}
+    for name in type_names:
+        context.update(registry.get(name).page_context(
+            [t for t in task.trials if t.type == name], config))
+    context.update({
         "title": config.hit.title,
         "description": config.hit.description,
         "expected_time": describe_duration(config.hit.expected_time),
@@ -205,16 +216,12 @@ def render_task_html(
         "page": config.page,
         "texts": config.page.texts,
         "instructions": config.page.instructions,
-        "strong_side": strong_side,
-        "weak_side": weak_side,
-        "two_sided": d.reference_mode == "min+max",
         "n_practice": len(practice),
         "n_tests": len(tests),
-        "has_no_reference_trials": any(
-            not (t.references.left or t.references.right) for t in task.trials
-        ),
+        "trial_parts": [{"name": name} for name in type_names],
+        "default_type": DEFAULT_TYPE,
         "data": page_data(task, config, image_base_url),
-    }
+    })
     try:
         return env.get_template(PAGE_TEMPLATE).render(context)
     except jinja2.TemplateSyntaxError as exc:
@@ -237,39 +244,6 @@ def _study_templates(config: StudyConfig, study_root: Path | None) -> Path | Non
     return path
 
 
-def html_question_xml(html: str) -> str:
-    """Wrap a page as an HTMLQuestion with FrameHeight 0 (MTurk sizes the frame to fit).
-
-    The page goes in a CDATA section; any "]]>" inside it is split across two sections so
-    the XML stays well formed and the page arrives byte for byte.
-    """
-    cdata = html.replace("]]>", "]]]]><![CDATA[>")
-    return (
-        f'<HTMLQuestion xmlns="{HTML_QUESTION_NS}">'
-        f"<HTMLContent><![CDATA[{cdata}]]></HTMLContent>"
-        "<FrameHeight>0</FrameHeight>"
-        "</HTMLQuestion>"
-    )
-
-
-def question_size(xml: str) -> int:
-    """The size MTurk counts: bytes of the question in UTF-8."""
-    return len(xml.encode("utf-8"))
-
-
-def check_question_size(xml: str, task_id: str) -> int:
-    """Raise CrowdkitError if the question is over MTurk's 64 KB; return its size in bytes."""
-    size = question_size(xml)
-    if size > QUESTION_LIMIT_BYTES:
-        raise CrowdkitError(
-            f"task {task_id}: the HIT question is {size:,} bytes, over MTurk's limit of "
-            f"{QUESTION_LIMIT_BYTES:,} by {size - QUESTION_LIMIT_BYTES:,}; reduce "
-            "[design] trials_per_task or n_references (every image shown adds to it), "
-            "or shorten the [page] texts or the study's own templates"
-        )
-    return size
-
-
 def render_question(
     task: PublicTask,
     config: StudyConfig,
@@ -277,7 +251,7 @@ def render_question(
     *,
     study_root: Path | None = None,
 ) -> str:
-    """The HTMLQuestion XML for one task, checked against MTurk's size limit."""
+    """The MTurk HTMLQuestion XML for one task, checked against MTurk's size limit."""
     xml = html_question_xml(render_task_html(task, config, image_base_url, study_root=study_root))
     check_question_size(xml, task.task_id)
     return xml

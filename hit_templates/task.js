@@ -3,6 +3,10 @@
  * All the page knows about the task is the task-data JSON: opaque trial ids, image URLs by
  * screen position, and the answers of practice trials only. It never judges a test trial;
  * correctness is computed later from the answer key, which never reaches the page.
+ *
+ * What one trial looks like and how it is answered belongs to its trial type: each type of
+ * the task contributes a script (crowdkit/trials/<type>/trial.js) that runs here, with the
+ * helpers below in scope, and returns how to build, run and give feedback on its trials.
  */
 "use strict";
 (() => {
@@ -11,11 +15,7 @@
   const params = new URLSearchParams(window.location.search);
   const assignmentId = params.get("assignmentId") || "";
   const previewing = assignmentId === "" || assignmentId === "ASSIGNMENT_ID_NOT_AVAILABLE";
-  const KEYS = {
-    Digit1: ["top", 1], Digit2: ["top", 2], Digit3: ["top", 3],
-    Numpad1: ["top", 1], Numpad2: ["top", 2], Numpad3: ["top", 3],
-    KeyQ: ["bottom", 1], KeyW: ["bottom", 2], KeyE: ["bottom", 3],
-  };
+  const DEFAULT_TYPE = {{ default_type | tojson }};
 
   const byId = (id) => document.getElementById(id);
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -45,10 +45,8 @@
     let next = 0;
     const take = (n) => urls.slice(next, (next += n));
     return data.trials.map((t) => {
-      const left = take(t.n[0]);
-      const right = take(t.n[1]);
-      const [top, bottom] = take(2);
-      return { id: t.id, phase: t.phase, cond: t.cond, answer: t.answer, left, right, top, bottom };
+      const type = t.type || DEFAULT_TYPE;
+      return { ...t, type, ...TRIAL_TYPES[type].build(t, take) };
     });
   }
 
@@ -70,31 +68,10 @@
     root.setProperty("--r", bounded(byWidth < byHeight ? byWidth : byHeight, 36, 200) + "px");
   }
 
-  function fillGroup(group, urls) {
-    const grid = group.querySelector(".grid");
-    grid.replaceChildren(...urls.map((url) => {
-      const img = new Image();
-      img.alt = "";
-      img.src = url;
-      return img;
-    }));
-    grid.style.setProperty("--cols", urls.length > 4 ? 3 : urls.length > 1 ? 2 : 1);
-    group.classList.toggle("empty", urls.length === 0);
-  }
-
-  /* The worked example: the first practice trial, with its answer framed. */
+  /* The worked examples: each trial type draws its own from the task's trials. */
   function fillExamples(trials) {
-    const example = trials.find((t) => t.phase === "practice");
-    if (!example) return;
-    for (const figure of document.querySelectorAll(".example")) {
-      const [left, right] = figure.querySelectorAll(".group");
-      fillGroup(left, example.left);
-      fillGroup(right, example.right);
-      const [top, bottom] = figure.querySelectorAll(".query");
-      top.src = example.top;
-      bottom.src = example.bottom;
-      (example.answer === "top" ? top : bottom).classList.add("solution");
-      figure.querySelector(".answer-position").textContent = example.answer;
+    for (const [name, type] of Object.entries(TRIAL_TYPES)) {
+      if (type.example) type.example(trials.filter((t) => t.type === name));
     }
   }
 
@@ -121,7 +98,7 @@
       bar.style.width = (total ? (100 * done) / total : 100).toFixed(1) + "%";
       status.textContent = "Loading images: " + done + " of " + total;
     };
-    let pending = trials.flatMap((t) => [...t.left, ...t.right, t.top, t.bottom]);
+    let pending = trials.flatMap((t) => TRIAL_TYPES[t.type].urls(t));
     for (;;) {
       const failed = await preload(pending, progress);
       if (failed.length === 0) break;
@@ -162,76 +139,15 @@
     return performance.now() - startedAt;
   }
 
-  /* One trial. Reaction time runs from the first frame on which every image of the trial is
-   * on screen (images decoded, stage made visible, two animation frames later) to the answer. */
-  const stage = byId("stage");
-  const queryTop = byId("query-top");
-  const queryBottom = byId("query-bottom");
-  let awaitingAnswer = null;
-
-  function answer(response, confidence) {
-    if (!awaitingAnswer) return;
-    const resolve = awaitingAnswer;
-    awaitingAnswer = null;
-    resolve({ response, confidence, at: performance.now() });
-  }
-
-  for (const button of document.querySelectorAll(".answer")) {
-    button.addEventListener("click", () =>
-      answer(button.dataset.response, Number(button.dataset.confidence)));
-  }
-  document.addEventListener("keydown", (event) => {
-    const key = KEYS[event.code];
-    if (!key || !awaitingAnswer || event.repeat || event.ctrlKey || event.metaKey || event.altKey) {
-      return;
-    }
-    event.preventDefault();
-    answer(key[0], key[1]);
-  });
-
-  async function runTrial(trial, label) {
-    if (document.activeElement) document.activeElement.blur();
-    stage.classList.add("blank");
-    show("trial");
-    byId("trial-counter").textContent = label;
-    byId("feedback").replaceChildren();
-    fillGroup(byId("group-left"), trial.left);
-    fillGroup(byId("group-right"), trial.right);
-    queryTop.src = trial.top;
-    queryBottom.src = trial.bottom;
-    const decoded = [...stage.querySelectorAll("img")].map((img) => img.decode().then(
-      () => undefined, () => undefined));
-    await Promise.all([sleep(settings.iti_ms), ...decoded]);
-    stage.classList.remove("blank");
-    await nextFrame();
-    await nextFrame();
-    const shownAt = performance.now();
-    stage.classList.add("ready");
-    const choice = await new Promise((resolve) => { awaitingAnswer = resolve; });
-    stage.classList.remove("ready");
-    return {
-      trial_id: trial.id,
-      response: choice.response,
-      confidence: choice.confidence,
-      rt_ms: Math.round((choice.at - shownAt) * 10) / 10,
-    };
+  /* One trial, run by its type; the response comes back without its round. */
+  function runTrial(trial, label) {
+    return TRIAL_TYPES[trial.type].run(trial, label);
   }
 
   function fillText(box, values) {
     for (const [name, value] of Object.entries(values)) {
       for (const element of box.querySelectorAll("." + name)) element.textContent = value;
     }
-  }
-
-  async function practiceFeedback(trial, right) {
-    const box = byId("feedback");
-    box.replaceChildren(byId(right ? "text-correct" : "text-wrong").content.cloneNode(true));
-    fillText(box, { "answer-position": trial.answer });
-    const solution = trial.answer === "top" ? queryTop : queryBottom;
-    solution.classList.add("solution");
-    await sleep(settings.feedback_ms);
-    solution.classList.remove("solution");
-    box.replaceChildren();
   }
 
   async function message(templateId, values = {}) {
@@ -253,9 +169,10 @@
       for (const [i, trial] of trials.entries()) {
         const result = await runTrial(trial, "Practice " + (i + 1) + " of " + trials.length);
         responses.push({ ...result, round });
-        const right = result.response === trial.answer;
+        const type = TRIAL_TYPES[trial.type];
+        const right = type.isRight(trial, result);
         if (!right) mistakes++;
-        await practiceFeedback(trial, right);
+        await type.feedback(trial, right);
       }
       if (mistakes === 0) {
         await message("text-practice-passed");
@@ -313,6 +230,15 @@
     form.elements.namedItem("data").value = JSON.stringify(payload);
     form.submit();
   }
+
+  /* The trial types of this task, each from its own script (see the top of this file). */
+  const TRIAL_TYPES = {
+{% for part in trial_parts %}
+    {{ part.name | tojson }}: (() => {
+{% include part.name ~ "/trial.js" %}
+    })(),
+{% endfor %}
+  };
 
   async function run() {
     const trials = buildTrials();

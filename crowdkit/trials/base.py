@@ -182,14 +182,15 @@ class TrialType:
         """This type's columns of the tidy row of one answer."""
         raise NotImplementedError
 
-    def truth(self, key: TrialKeyBase) -> dict[str, Any]:
-        """What a simulated participant's oracle knows about a trial (never sent out)."""
+    def truth(self, key: TrialKeyBase) -> Any:
+        """The right answer, as a simulated participant's oracle knows it (never sent out);
+        None when the trial has no right answer."""
         raise NotImplementedError
 
-    def simulate(self, item: dict[str, Any], truth: dict[str, Any] | None,
+    def simulate(self, item: dict[str, Any], answer: Any, is_catch: bool,
                  participant: SimulatedParticipant, rng: random.Random) -> dict[str, Any]:
-        """The response a simulated participant gives to a page item (`truth` None for
-        practice trials, which carry their answer in the page)."""
+        """The response a simulated participant gives to a page item, knowing the right
+        `answer` (practice trials carry theirs in the page item)."""
         raise NotImplementedError
 
     def practice_right(self, item: dict[str, Any], response: dict[str, Any]) -> bool:

@@ -240,14 +240,12 @@ class TwoAFC(TrialType):
 
     # -- simulated participants ----------------------------------------------------------
 
-    def truth(self, key: TrialKeyBase) -> dict[str, Any]:
-        k = _key(key)
-        return {"answer": k.max_position, "catch": k.phase == "catch"}
+    def truth(self, key: TrialKeyBase) -> Any:
+        return _key(key).max_position
 
-    def simulate(self, item: dict[str, Any], truth: dict[str, Any] | None,
+    def simulate(self, item: dict[str, Any], answer: Any, is_catch: bool,
                  participant: SimulatedParticipant, rng: random.Random) -> dict[str, Any]:
-        right = (truth or {}).get("answer") or item.get("answer", "top")
-        is_catch = bool(truth and truth.get("catch"))
+        right = str(answer or item.get("answer", "top"))
         if participant.kind == "same-side":
             response = "top"
         elif participant.kind == "fast":
