@@ -2,20 +2,26 @@
 
 Init -> sample images -> stimuli -> local MTurk in-process -> publish -> simulated
 participants -> collect -> review -> analyze. Every step is the same library call the
-individual commands make; the demo only wires them to an in-process local service.
+individual commands make; the demo only wires them to an in-process local service. It says
+what it does step by step through the `crowdkit.demo` logger (the CLI shows those lines).
 """
 
 from __future__ import annotations
 
+import logging
 import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from crowdkit.errors import CrowdkitError
+from crowdkit.progress import Progress, silent
 from crowdkit.study import STUDY_FILE, Study, load_study
+
+LOG = logging.getLogger(__name__)
 
 SAMPLE_IMAGES = 60
 
@@ -39,7 +45,7 @@ class DemoResult:
     worker_url: str = ""
     hits: int = 0
     random_weights: bool = True
-    summary: list[dict] = field(default_factory=list)
+    summary: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_demo(
@@ -49,8 +55,7 @@ def run_demo(
     small: bool = False,
     port: int | None = None,
     serve: bool = False,
-    progress: bool = True,
-    echo: Callable[[str], None] = print,
+    progress: Progress = silent,
     wait_forever: Callable[[], None] | None = None,
 ) -> DemoResult:
     """Run the whole loop in `directory` (created from examples/quickstart if needed).
@@ -59,40 +64,43 @@ def run_demo(
     `port` defaults to the port of `[mturk] local_endpoint` (8765), so that a later
     `crowdkit serve` with the demo's database serves the same HITs with working images.
     """
+    from crowdkit.localturk import LocalTurk
+    from crowdkit.platforms.connect import open_platform
+
     started = time.monotonic()
     result = DemoResult(study_dir=directory)
-    study = _study(directory, small, echo)
-    _sample_images(study, echo)
-    _stimuli(study, result, progress, echo)
-
-    from crowdkit.localturk import LocalTurk
+    study = _study(directory, small)
+    _sample_images(study)
+    _stimuli(study, result, progress)
 
     port = _port(study) if port is None else port
     with LocalTurk(directory / LOCALTURK_DB, port=port,
                    files_dir=directory / LOCALTURK_FILES) as turk:
-        echo(f"[4/8] local MTurk service running at {turk.base_url} (in-process)")
-        client = turk.boto3_client()
-        _publish(study, turk, client, result, progress, echo)
-        _simulate(study, turk, participants, echo)
-        _collect_and_review(study, client, echo)
-        _analyze(study, result, echo)
+        LOG.info("[4/8] local MTurk service running at %s (in-process)", turk.base_url)
+        platform = open_platform(study, "local", client=turk.boto3_client())
+        _publish(study, turk, platform, result, progress)
+        _simulate(study, turk, participants, progress)
+        _collect_and_review(study, platform)
+        _analyze(study, result)
         result.worker_url = turk.worker_url
-        _closing_lines(result, serve, round(time.monotonic() - started), echo)
+        _closing_lines(result, serve, round(time.monotonic() - started))
         if serve:
             (wait_forever or _wait_for_interrupt)()
     return result
 
 
-def _study(directory: Path, small: bool, echo: Callable[[str], None]) -> Study:
+def _study(directory: Path, small: bool) -> Study:
     from crowdkit.examples import init_study
 
     if (directory / STUDY_FILE).exists():
-        echo(f"[1/8] using the study in {directory} (delete the directory to start afresh)")
+        LOG.info("[1/8] using the study in %s (delete the directory to start afresh)",
+                 directory)
     else:
         path = init_study(directory, "quickstart")
         if small:
             path.write_text(shrink(path.read_text(encoding="utf-8")), encoding="utf-8")
-        echo(f"[1/8] created {path} from examples/quickstart" + (" (small)" if small else ""))
+        LOG.info("[1/8] created %s from examples/quickstart%s", path,
+                 " (small)" if small else "")
     return load_study(directory)
 
 
@@ -105,98 +113,109 @@ def shrink(toml_text: str) -> str:
     return toml_text
 
 
-def _sample_images(study: Study, echo: Callable[[str], None]) -> None:
+def _sample_images(study: Study) -> None:
     """A small natural-image set that needs no download: crops of scikit-learn's photos."""
     dataset = study.config.stimuli.dataset
     if dataset is None:
         raise CrowdkitError(f"{study.toml_path}: [stimuli] dataset is not set")
     folder = study.root / dataset
     if folder.is_dir() and any(folder.iterdir()):
-        echo(f"[2/8] natural images: using {folder}")
+        LOG.info("[2/8] natural images: using %s", folder)
         return
     from stimgen.sample_data import write_sample_images
 
     write_sample_images(folder, SAMPLE_IMAGES, seed=study.config.study.seed)
-    echo(f"[2/8] natural images: wrote {SAMPLE_IMAGES} crops of the photographs scikit-learn "
-         f"ships to {folder}")
+    LOG.info("[2/8] natural images: wrote %d crops of the photographs scikit-learn ships "
+             "to %s", SAMPLE_IMAGES, folder)
 
 
-def _stimuli(study: Study, result: DemoResult, progress: bool,
-             echo: Callable[[str], None]) -> None:
-    from stimgen import render_study_stimuli
+def _stimuli(study: Study, result: DemoResult, progress: Progress) -> None:
+    from crowdkit.stimuli import render_study_stimuli
 
-    echo("[3/8] rendering stimuli (natural exemplars and feature visualizations) ...")
+    LOG.info("[3/8] rendering stimuli (natural exemplars and feature visualizations) ...")
     rendered = render_study_stimuli(study, progress=progress)
-    _indented(echo)("\n".join(rendered.summary_lines()))
+    _details("\n".join(rendered.summary_lines()))
     result.random_weights = rendered.manifest.model.random_weights
 
 
-def _publish(study: Study, turk, client, result: DemoResult, progress: bool,
-             echo: Callable[[str], None]) -> None:
+def _publish(study: Study, turk: Any, platform: Any, result: DemoResult,
+             progress: Progress) -> None:
     from crowdkit.publish import publish
     from crowdkit.store import LocalStore
 
-    echo("[5/8] publishing HITs to the local service ...")
-    published = publish(study, target="local", yes=True, client=client,
-                        store=LocalStore(turk.files_dir, turk.base_url),
-                        echo=_indented(echo), show_progress=progress)
+    LOG.info("[5/8] publishing HITs to the local service ...")
+    published = publish(study, platform, yes=True, progress=progress,
+                        store=LocalStore(turk.files_dir, turk.base_url), on_plan=_details_lines)
+    _details_lines(published.notes)
+    _details(published.summary())
     result.hits = published.hits_total
 
 
-def _simulate(study: Study, turk, participants: int, echo: Callable[[str], None]) -> None:
+def _simulate(study: Study, turk: Any, participants: int, progress: Progress) -> None:
     from crowdkit.simulate import SimulationSettings, simulate
 
     careless = 1 if participants >= 4 else 0
-    echo(f"[6/8] {participants} simulated participants take the HITs over HTTP "
-         f"({careless} careless) ...")
+    LOG.info("[6/8] %d simulated participants take the HITs over HTTP (%d careless) ...",
+             participants, careless)
     settings = SimulationSettings(participants=participants, careless=careless, fraudulent=0,
                                   seed=study.config.study.seed)
-    _indented(echo)(simulate(study, settings, endpoint=turk.base_url).summary())
+    _details(simulate(study, settings, endpoint=turk.base_url, progress=progress).summary())
 
 
-def _collect_and_review(study: Study, client, echo: Callable[[str], None]) -> None:
+def _collect_and_review(study: Study, platform: Any) -> None:
     from crowdkit.collect import collect
     from crowdkit.review import review
 
-    echo("[7/8] collecting answers, applying the quality rules, reviewing ...")
-    quiet = _indented(echo)
+    LOG.info("[7/8] collecting answers, applying the quality rules, reviewing ...")
     # review follows at once (and warns itself), so collect's reminder would be noise
-    collected = collect(study, lambda target: client, echo=quiet, warn_auto_approval=False)
-    quiet(collected.summary())
-    reviewed = review(study, lambda target: client, echo=quiet)
+    collected = collect(study, platform, warn_auto_approval=False)
+    for line in collected.warnings:
+        LOG.warning(line)
+    _details(collected.summary())
+    def show_plan(plan: Any) -> None:
+        for line in plan.warnings:
+            LOG.warning(line)
+        _details(plan.describe())
+
+    reviewed = review(study, platform, on_plan=show_plan)
     if reviewed is not None:
-        quiet(reviewed.summary())
+        _details(reviewed.summary())
 
 
-def _analyze(study: Study, result: DemoResult, echo: Callable[[str], None]) -> None:
+def _analyze(study: Study, result: DemoResult) -> None:
     from crowdkit import analysis
 
-    echo("[8/8] analysing ...")
+    LOG.info("[8/8] analysing ...")
     analysed = analysis.analyze_file(study.root)
     result.report_html = analysis.write_report(analysed, study.report_dir)
-    from rich.console import Console
-    Console(soft_wrap=True).print(analysis.terminal_output(analysed, result.report_html))
+    LOG.info("%s", analysis.terminal_text(analysed, result.report_html))
     result.summary = analysed.to_json(result.report_html)["summary"]
 
 
-def _closing_lines(result: DemoResult, serve: bool, seconds: int,
-                   echo: Callable[[str], None]) -> None:
-    echo(f"the whole loop took {seconds} s")
+def _closing_lines(result: DemoResult, serve: bool, seconds: int) -> None:
+    LOG.info("the whole loop took %d s", seconds)
     if result.random_weights:
-        echo("note: the stimuli come from a network with RANDOM weights (no download); the "
-             "numbers show the machinery works, not what people see in a trained network")
+        LOG.info("note: the stimuli come from a network with RANDOM weights (no download); "
+                 "the numbers show the machinery works, not what people see in a trained "
+                 "network")
     if serve:
-        echo(f"take a HIT yourself: {result.worker_url}  (Ctrl-C stops the service)")
+        LOG.info("take a HIT yourself: %s  (Ctrl-C stops the service)", result.worker_url)
     else:
         db = result.study_dir / LOCALTURK_DB
         files = result.study_dir / LOCALTURK_FILES
-        echo(f"take a HIT yourself: run `crowdkit demo {result.study_dir} --serve` (or "
-             f"`crowdkit serve --db {db} --files-dir {files}`) and open {result.worker_url}")
+        LOG.info("take a HIT yourself: run `crowdkit demo %s --serve` (or `crowdkit serve "
+                 "--db %s --files-dir %s`) and open %s", result.study_dir, db, files,
+                 result.worker_url)
 
 
-def _indented(echo: Callable[[str], None]) -> Callable[[str], None]:
-    """Indent every line a step prints, so the demo's own step lines stand out."""
-    return lambda text: echo(textwrap.indent(str(text).strip("\n"), "      "))
+def _details(text: str) -> None:
+    """A step's own report, indented so the demo's step lines stand out."""
+    LOG.info("%s", textwrap.indent(str(text).strip("\n"), "      "))
+
+
+def _details_lines(lines: list[str]) -> None:
+    if lines:
+        _details("\n".join(lines))
 
 
 def _port(study: Study) -> int:

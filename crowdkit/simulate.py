@@ -25,25 +25,28 @@ Kinds of worker:
 from __future__ import annotations
 
 import json
-import math
 import random
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from crowdkit import sources
 from crowdkit.errors import CrowdkitError
-from crowdkit.turk import NUMBER_APPROVED, PERCENT_APPROVED
+from crowdkit.ledger import Ledger
+from crowdkit.platforms.mturk.local_workers import USER_AGENT, WorkerSite
+from crowdkit.platforms.mturk.quals import NUMBER_APPROVED, PERCENT_APPROVED
+from crowdkit.progress import Progress, silent
+from crowdkit.study import Study
+from crowdkit.trials import registry
+from crowdkit.trials.base import DEFAULT_TYPE, SimulatedParticipant
 
 CARELESS_KINDS = ("same-side", "fast", "catch-fail")
 FRAUD_KINDS = ("extra-field", "unknown-trial", "duplicate-trial", "confidence-7",
                "negative-rt", "markup")
 _TASK_DATA = re.compile(
     r'<script[^>]*id="task-data"[^>]*>(.*?)</script>', re.DOTALL | re.IGNORECASE)
-USER_AGENT = "crowdkit-simulate/1 (simulated participant)"
 # MTurk's system qualifications: a simulated worker is an experienced, well-rated one.
 EXPERIENCED = {NUMBER_APPROVED: 5000, PERCENT_APPROVED: 99}
 
@@ -53,8 +56,8 @@ class SimulationSettings:
     """How the simulated crowd behaves."""
 
     participants: int = 10
-    accuracy: dict[str, float] = field(
-        default_factory=lambda: {"natural": 0.9, "synthetic": 0.8, "none": 0.5})
+    # Per condition; a condition not listed gets its reference source's default.
+    accuracy: dict[str, float] = field(default_factory=dict)
     catch_accuracy: float = 0.97
     careless: int = 0
     fraudulent: int = 0
@@ -73,6 +76,14 @@ class SimulationSettings:
         kinds += [FRAUD_KINDS[i % len(FRAUD_KINDS)] for i in range(self.fraudulent)]
         random.Random(f"kinds:{self.seed}").shuffle(kinds)
         return kinds
+
+    def participant(self, kind: str) -> SimulatedParticipant:
+        """A participant of `kind`, with the source registry's accuracy where none is set."""
+        accuracy = {name: sources.get(name).simulated_accuracy for name in sources.names()}
+        accuracy.update(self.accuracy)
+        return SimulatedParticipant(kind=kind, accuracy=accuracy,
+                                    catch_accuracy=self.catch_accuracy,
+                                    rt_median_ms=self.rt_median_ms, rt_sigma=self.rt_sigma)
 
 
 @dataclass
@@ -97,54 +108,6 @@ class SimulationResult:
         return text
 
 
-class WorkerSite:
-    """localturk's worker JSON routes, over HTTP (urllib only)."""
-
-    def __init__(self, base_url: str, timeout: float = 30) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-
-    def _request(self, method: str, url: str, body: bytes | None = None,
-                 content_type: str | None = None, accept: str = "application/json") -> bytes:
-        headers = {"Accept": accept, "User-Agent": USER_AGENT}
-        if content_type:
-            headers["Content-Type"] = content_type
-        request = urllib.request.Request(url, data=body, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")[:300]
-            raise CrowdkitError(f"{method} {url}: HTTP {exc.code}: {detail}") from None
-        except urllib.error.URLError as exc:
-            raise CrowdkitError(f"cannot reach the local service at {self.base_url} "
-                                f"({exc.reason}); start it with `crowdkit serve`") from None
-
-    def set_profile(self, worker_id: str, country: str | None,
-                    qualifications: dict[str, int]) -> None:
-        body = json.dumps({"workerId": worker_id, "country": country,
-                           "qualifications": qualifications}).encode()
-        self._request("POST", f"{self.base_url}/worker/api/profile", body, "application/json")
-
-    def hits(self, worker_id: str) -> list[dict[str, Any]]:
-        query = urllib.parse.urlencode({"workerId": worker_id})
-        body = self._request("GET", f"{self.base_url}/worker/api/hits?{query}")
-        return json.loads(body)["HITs"]
-
-    def accept(self, worker_id: str, hit_id: str) -> dict[str, Any]:
-        body = json.dumps({"workerId": worker_id, "hitId": hit_id}).encode()
-        return json.loads(self._request("POST", f"{self.base_url}/worker/api/accept", body,
-                                        "application/json"))
-
-    def page(self, question_url: str) -> str:
-        return self._request("GET", question_url, accept="text/html").decode("utf-8")
-
-    def submit(self, submit_url: str, fields: list[tuple[str, str]]) -> dict[str, Any]:
-        body = urllib.parse.urlencode(fields).encode("ascii")
-        return json.loads(self._request("POST", submit_url, body,
-                                        "application/x-www-form-urlencoded"))
-
-
 def page_task(page_html: str) -> dict[str, Any]:
     """The task JSON the worker's page embeds (crowdkit.templates.page_data).
 
@@ -157,16 +120,6 @@ def page_task(page_html: str) -> dict[str, Any]:
     return json.loads(match.group(1))
 
 
-def _rt(rng: random.Random, settings: SimulationSettings) -> float:
-    """A reaction time in ms: log-normal around the median, never under 250 ms."""
-    return round(max(250.0, rng.lognormvariate(math.log(settings.rt_median_ms),
-                                               settings.rt_sigma)), 1)
-
-
-def _other(position: str) -> str:
-    return "bottom" if position == "top" else "top"
-
-
 def answer_task(task: dict[str, Any], truth: dict[str, str], kind: str,
                 settings: SimulationSettings, rng: random.Random) -> dict[str, Any]:
     """The payload a participant of `kind` submits for the page's task.
@@ -175,6 +128,7 @@ def answer_task(task: dict[str, Any], truth: dict[str, str], kind: str,
     carry their own answer in the page, as the real page's feedback does.
     """
     trials: list[dict[str, Any]] = []
+    participant = settings.participant(kind)
     attempts = int(task.get("settings", {}).get("attempts", 3))
     practice = [t for t in task["trials"] if t["phase"] == "practice"]
     tests = [t for t in task["trials"] if t["phase"] != "practice"]
@@ -183,16 +137,17 @@ def answer_task(task: dict[str, Any], truth: dict[str, str], kind: str,
         rounds = round_
         mistakes = 0
         for trial in practice:
-            response = _respond(trial, trial.get("answer", "top"), kind, settings, rng,
-                                is_catch=False)
-            mistakes += response["response"] != trial.get("answer")
+            trial_type = registry.get(trial.get("type", DEFAULT_TYPE))
+            response = trial_type.simulate(trial, trial.get("answer"), False, participant, rng)
+            mistakes += not trial_type.practice_right(trial, response)
             trials.append({**response, "round": round_})
         if not mistakes:
             break
     for trial in tests:
-        right = truth[trial["id"]]
-        trials.append(_respond(trial, right, kind, settings, rng,
-                               is_catch=truth.get("catch:" + trial["id"]) == "yes"))
+        trial_type = registry.get(trial.get("type", DEFAULT_TYPE))
+        is_catch = truth.get("catch:" + trial["id"]) == "yes"
+        trials.append(trial_type.simulate(trial, truth.get(trial["id"]), is_catch,
+                                          participant, rng))
     instructions_ms = (rng.uniform(2000, 4000) if kind == "fast"
                        else rng.uniform(20_000, 90_000))
     work_ms = sum(t["rt_ms"] for t in trials) + 600 * len(trials)
@@ -212,25 +167,6 @@ def answer_task(task: dict[str, Any], truth: dict[str, str], kind: str,
     if not task.get("settings", {}).get("questionnaire", True):
         payload["questionnaire"] = None
     return tamper(payload, kind, rng) if kind in FRAUD_KINDS else payload
-
-
-def _respond(trial: dict[str, Any], right: str, kind: str, settings: SimulationSettings,
-             rng: random.Random, *, is_catch: bool) -> dict[str, Any]:
-    if kind == "same-side":
-        response = "top"
-    elif kind == "fast":
-        response = rng.choice(["top", "bottom"])
-    elif is_catch:
-        p = 0.0 if kind == "catch-fail" else settings.catch_accuracy
-        response = right if rng.random() < p else _other(right)
-    else:
-        p = settings.accuracy.get(trial.get("cond", ""), 0.5)
-        response = right if rng.random() < p else _other(right)
-    correct = response == right
-    confidence = rng.choices([1, 2, 3], weights=[1, 3, 6] if correct else [4, 4, 2])[0]
-    rt = round(rng.uniform(150, 250), 1) if kind == "fast" else _rt(rng, settings)
-    return {"trial_id": trial["id"], "response": response, "confidence": confidence,
-            "rt_ms": rt}
 
 
 def tamper(payload: dict[str, Any], kind: str, rng: random.Random) -> dict[str, Any]:
@@ -255,12 +191,13 @@ def tamper(payload: dict[str, Any], kind: str, rng: random.Random) -> dict[str, 
     return payload
 
 
-def oracle(ledger: Any) -> dict[str, str]:
-    """Trial id -> the max query's position, plus "catch:<id>" markers, from the ledger."""
-    truth: dict[str, str] = {}
+def oracle(ledger: Ledger) -> dict[str, Any]:
+    """Trial id -> the right answer (its type's `truth`: for 2-AFC, the max query's
+    position), plus "catch:<id>" markers, from the ledger."""
+    truth: dict[str, Any] = {}
     for task in ledger.tasks():
         for trial in task.key.trials:
-            truth[trial.trial_id] = trial.max_position
+            truth[trial.trial_id] = registry.get(trial.type).truth(trial)
             if trial.phase == "catch":
                 truth["catch:" + trial.trial_id] = "yes"
     return truth
@@ -270,8 +207,9 @@ def worker_id(seed: int, index: int) -> str:
     return f"ASIM{seed % 10_000:04d}W{index:05d}"
 
 
-def run_simulation(site: WorkerSite, study_hit_ids: set[str], truth: dict[str, str],
-                   settings: SimulationSettings, on_worker: Any = None,
+def run_simulation(site: WorkerSite, study_hit_ids: set[str], truth: dict[str, Any],
+                   settings: SimulationSettings,
+                   on_worker: Callable[[], None] | None = None,
                    country: str | None = "US") -> SimulationResult:
     """Let `settings.participants` simulated workers each take one HIT of the study.
 
@@ -302,13 +240,9 @@ def run_simulation(site: WorkerSite, study_hit_ids: set[str], truth: dict[str, s
     return SimulationResult(submitted, no_hit)
 
 
-def simulate(study: Any, settings: SimulationSettings, endpoint: str | None = None,
-             ) -> SimulationResult:
+def simulate(study: Study, settings: SimulationSettings, endpoint: str | None = None,
+             progress: Progress = silent) -> SimulationResult:
     """`crowdkit simulate`: the study's local HITs, answered by simulated workers."""
-    from rich.progress import Progress
-
-    from crowdkit.ledger import Ledger
-
     with Ledger.open(study.db_path) as ledger:
         hit_ids = {h["hit_id"] for h in ledger.hits("local") if h["hit_id"]}
         truth = oracle(ledger)
@@ -318,7 +252,6 @@ def simulate(study: Any, settings: SimulationSettings, endpoint: str | None = No
     site = WorkerSite(endpoint or study.config.mturk.local_endpoint)
     locales = study.config.qualifications.locales
     country = locales[0].split("-")[0] if locales else "US"
-    with Progress(transient=True) as progress:
-        bar = progress.add_task("simulated participants", total=settings.participants)
-        return run_simulation(site, hit_ids, truth, settings,
-                              on_worker=lambda: progress.advance(bar), country=country)
+    with progress("simulated participants", total=settings.participants) as advance:
+        return run_simulation(site, hit_ids, truth, settings, on_worker=lambda: advance(1),
+                              country=country)

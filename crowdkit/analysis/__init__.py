@@ -49,6 +49,7 @@ from crowdkit.analysis.tables import (
     headline,
     rich_tables,
     terminal_output,
+    terminal_text,
     text_tables,
 )
 
@@ -86,6 +87,7 @@ __all__ = [
     "summarize",
     "summary_parts",
     "terminal_output",
+    "terminal_text",
     "text_tables",
     "trials_file",
     "write_report",

@@ -70,6 +70,25 @@ def terminal_output(analysis: Analysis, report: Path | None = None) -> Group:
     return Group(headline(analysis), *rich_tables(analysis), *footer)
 
 
+def plain_headline(analysis: Analysis) -> str:
+    """The headline without markup: the source, who was analysed, and the design."""
+    counts = analysis.participants
+    return (f"{analysis.source}: {counts['included']} participants analysed, "
+            f"{counts['excluded']} excluded{reasons_text(counts)}; "
+            f"design: {analysis.design} participants")
+
+
+def terminal_text(analysis: Analysis, report: Path | None = None) -> str:
+    """What `terminal_output` shows, as plain text for a log (the demo logs it)."""
+    parts = [plain_headline(analysis)]
+    for title, table in text_tables(analysis):
+        if not table.empty:
+            parts.append(f"{title}\n{table.to_string(index=False)}")
+    if report:
+        parts.append(f"report: {report}")
+    return "\n\n".join(parts)
+
+
 def reasons_text(counts: dict[str, Any]) -> str:
     """The "(rule: n, ...)" after the excluded count, or "" when no reasons were recorded."""
     reasons = counts.get("exclusion_reasons") or {}

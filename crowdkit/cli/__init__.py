@@ -1,19 +1,25 @@
 """The `crowdkit` command line: one short function per command.
 
-Commands load and validate study.toml first, then call a library function. Heavy imports
-(torch, pandas, boto3, matplotlib) happen inside the commands, so `--help` stays fast.
-Errors the user can fix (CrowdkitError) print one line each and exit non-zero.
+Commands load and validate study.toml first, then call a library function and render what
+it returns (crowdkit.cli.render). Heavy imports (torch, pandas, boto3, matplotlib) happen
+inside the commands, so `--help` stays fast. Errors the user can fix (CrowdkitError) print
+one line each and exit non-zero.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from crowdkit.errors import CrowdkitError
+from crowdkit.cli import render
+from crowdkit.errors import ConfigError, CrowdkitError
+
+if TYPE_CHECKING:
+    from crowdkit.platforms.base import Platform
+    from crowdkit.study import Study
 
 app = typer.Typer(
     name="crowdkit",
@@ -25,12 +31,24 @@ app = typer.Typer(
 )
 
 StudyDir = Annotated[Path, typer.Argument(help="The study directory (holds study.toml).")]
+TargetOption = Annotated[
+    str | None,
+    typer.Option("--target", help="local (default), sandbox or live; default: [mturk] target."),
+]
+ProgressOption = Annotated[bool, typer.Option(help="Show progress (bars on a terminal, "
+                                                   "plain lines in a log).")]
 
 
-def _study(directory: Path):
+def _study(directory: Path) -> Study:
     from crowdkit.study import load_study
 
     return load_study(directory)
+
+
+def _platform(study: Study, target: str | None) -> Platform:
+    from crowdkit.platforms.connect import open_platform
+
+    return open_platform(study, target)
 
 
 @app.command()
@@ -44,7 +62,7 @@ def init(
     from crowdkit.examples import init_study
 
     path = init_study(directory, example)
-    typer.echo(f"wrote {path}; edit it, then run `crowdkit stimuli {directory}`")
+    render.echo(f"wrote {path}; edit it, then run `crowdkit stimuli {directory}`")
 
 
 @app.command()
@@ -54,14 +72,14 @@ def stimuli(
         str | None,
         typer.Option(help="auto, cpu, cuda or cuda:N (default: [stimuli] device, auto)."),
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Render natural exemplars and feature visualizations per [stimuli] in study.toml."""
-    from stimgen import render_study_stimuli
+    from crowdkit.stimuli import render_study_stimuli
 
-    result = render_study_stimuli(_study(directory), device=device, progress=progress)
-    for line in result.summary_lines():
-        typer.echo(line)
+    result = render_study_stimuli(_study(directory), device=device,
+                                  progress=render.progress(progress))
+    render.lines(result.summary_lines())
 
 
 @app.command()
@@ -69,8 +87,7 @@ def design(directory: StudyDir = Path(".")) -> None:
     """Design the tasks from stimuli/manifest.json into the ledger, and summarise the balance."""
     from crowdkit.design import design_study
 
-    summary = design_study(_study(directory))
-    typer.echo(summary)
+    render.echo(design_study(_study(directory)))
 
 
 @app.command()
@@ -83,26 +100,13 @@ def preview(
     from crowdkit.preview import preview_server
 
     with preview_server(_study(directory), task_index=task, port=port) as server:
-        typer.echo(f"previewing task {server.task.task_id} at {server.base_url}/ (Ctrl+C stops)")
-        typer.echo(f"  as a worker who accepted it: {server.worker_url}")
-        typer.echo(f"  as MTurk's preview:           {server.preview_url}")
-        typer.echo(f"  {server.image_count} images; the HIT question is "
-                   f"{server.question_bytes:,} bytes of MTurk's 65,535")
+        render.lines([
+            f"previewing task {server.task.task_id} at {server.base_url}/ (Ctrl+C stops)",
+            f"  as a worker who accepted it: {server.worker_url}",
+            f"  as MTurk's preview:           {server.preview_url}",
+            f"  {server.image_count} images; the HIT question is "
+            f"{server.question_bytes:,} bytes of MTurk's 65,535"])
         server.wait()
-
-
-TargetOption = Annotated[
-    str | None,
-    typer.Option("--target", help="local (default), sandbox or live; default: [mturk] target."),
-]
-
-
-def _ask(question: str) -> bool:
-    try:
-        return typer.confirm(question, default=False)
-    except typer.Abort:  # end of input: the answer is no
-        typer.echo("", err=True)
-        return False
 
 
 @app.command()
@@ -117,14 +121,19 @@ def publish(
         "--apply-bucket-policy",
         help="Grant public read (no listing) on this study's S3 prefix in the bucket policy.")
     ] = False,
+    progress: ProgressOption = True,
 ) -> None:
     """Upload stimuli and create one HIT per task (resumable: just run it again)."""
     from crowdkit.publish import publish as publish_study
+    from crowdkit.publish import resolve_target
 
-    result = publish_study(_study(directory), target=target, dry_run=dry_run, yes=yes,
-                           confirm=_ask, apply_bucket_policy=apply_bucket_policy,
-                           echo=typer.echo)
-    typer.echo(result.summary())
+    study = _study(directory)
+    platform = _platform(study, resolve_target(study, target))
+    result = publish_study(study, platform, dry_run=dry_run, yes=yes, confirm=render.ask,
+                           apply_bucket_policy=apply_bucket_policy,
+                           progress=render.progress(progress), on_plan=render.lines)
+    render.lines(result.notes)
+    render.echo(result.summary())
 
 
 @app.command()
@@ -136,53 +145,65 @@ def status(
     """Assignments, money spent and committed, and time left, per HIT and in total."""
     import json
 
-    from crowdkit.status import print_status, study_status
+    from crowdkit.status import status_lines, status_table, study_status
 
-    result = study_status(_study(directory), target=target)
+    study = _study(directory)
+    result = study_status(study, _platform(study, target))
     if as_json:
-        typer.echo(json.dumps(result.to_json()))
-    else:
-        print_status(result, echo=typer.echo)
+        render.echo(json.dumps(result.to_json()))
+        return
+    table = status_table(result)
+    if table is not None:
+        render.show(table)
+    render.lines(status_lines(result))
 
 
 @app.command()
 def collect(
     directory: StudyDir = Path("."),
+    target: TargetOption = None,
     watch: Annotated[bool, typer.Option(
         "--watch", help="Keep polling, with progress, until every HIT is done.")] = False,
     interval: Annotated[float, typer.Option(
         help="Seconds between polls with --watch.", min=1)] = 30,
+    progress: ProgressOption = True,
 ) -> None:
     """Store answers verbatim, apply the quality rules, write data/trials.* and participants."""
     from crowdkit.collect import collect as collect_study
-    from crowdkit.turk import client_factory
 
     study = _study(directory)
-    result = collect_study(study, client_factory(study), watch=watch, interval=interval,
-                           echo=typer.echo)
-    typer.echo(result.summary())
+    result = collect_study(study, _platform(study, target), watch=watch, interval=interval,
+                           progress=render.progress(progress))
+    render.warnings(result.warnings)
+    render.echo(result.summary())
 
 
 @app.command()
 def review(
     directory: StudyDir = Path("."),
+    target: TargetOption = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the plan; approve, reject and pay nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before acting.")] = False,
+    progress: ProgressOption = True,
 ) -> None:
     """Approve, reject and bonus per [review] policy; never twice (safe to re-run)."""
+    from crowdkit.review import ReviewPlan
     from crowdkit.review import review as review_study
-    from crowdkit.turk import client_factory
+
+    def show_plan(plan: ReviewPlan) -> None:
+        render.warnings(plan.warnings)
+        render.echo(plan.describe())
 
     study = _study(directory)
-
-    def confirm(plan) -> bool:
-        return yes or _ask("go ahead?")
-
-    result = review_study(study, client_factory(study), dry_run=dry_run, confirm=confirm,
-                          echo=typer.echo)
-    typer.echo("dry run: nothing was done" if dry_run else
-               result.summary() if result else "nothing was done")
+    result = review_study(study, _platform(study, target), dry_run=dry_run,
+                          confirm=lambda plan: yes or render.ask("go ahead?"),
+                          on_plan=show_plan, progress=render.progress(progress))
+    if result is None:
+        render.echo("dry run: nothing was done" if dry_run else "nothing was done")
+        return
+    render.warnings(result.failures)
+    render.echo(result.summary())
 
 
 @app.command()
@@ -199,6 +220,7 @@ def analyze(
         Path | None,
         typer.Option(help="Write figures and report.html here (a study's default: DIR/report)."),
     ] = None,
+    progress: ProgressOption = True,
 ) -> None:
     """Accuracy per condition with 95 % CIs, comparisons, figures and a self-contained report."""
     import json
@@ -208,12 +230,14 @@ def analyze(
     if source.is_dir():
         out = out or _study(source).report_dir
     result = analysis.analyze_file(source, by)
-    report = analysis.write_report(result, out) if out else None
+    report = None
+    if out:
+        report = analysis.write_report(result, out,
+                                       progress=render.progress(progress and not as_json))
     if as_json:
-        typer.echo(json.dumps(result.to_json(report), allow_nan=False))
+        render.echo(json.dumps(result.to_json(report), allow_nan=False))
     else:
-        from rich.console import Console
-        Console(soft_wrap=True).print(analysis.terminal_output(result, report))
+        render.show(analysis.terminal_output(result, report))
 
 
 @app.command()
@@ -224,8 +248,15 @@ def expire(
 ) -> None:
     """Expire this study's open HITs (never other HITs in the account)."""
     from crowdkit.status import expire as expire_hits
+    from crowdkit.status import open_hits
 
-    expire_hits(_study(directory), target=target, yes=yes, confirm=_ask, echo=typer.echo)
+    study = _study(directory)
+    platform = _platform(study, target)
+    if not study.db_path.exists() or not open_hits(study, platform.target):
+        render.echo(f"{platform.target}: no open HITs of this study")
+        return
+    n = expire_hits(study, platform, yes=yes, confirm=render.ask)
+    render.echo(f"{platform.target}: expired {n} HITs of study {study.name}")
 
 
 @app.command()
@@ -252,7 +283,6 @@ def serve(
     verbose: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Run the local MTurk-compatible service: requester API and worker site."""
-    from crowdkit.errors import ConfigError
     from crowdkit.localturk import FaultConfig, LocalTurk, default_db_path
 
     try:
@@ -261,31 +291,53 @@ def serve(
     except ValueError as exc:
         raise ConfigError(f"fault options: {exc}") from exc
     db = db or default_db_path()
+    render.configure_logging(verbose)
     turk = LocalTurk(db, port=port, files_dir=files_dir, fault=fault, host=host,
                      starting_balance=balance, verbose=verbose)
     with turk:
-        typer.echo(f"localturk requester API: {turk.endpoint_url}  (boto3 endpoint_url)")
-        typer.echo(f"localturk worker site:   {turk.worker_url}")
-        typer.echo(f"state: {db}; files: {turk.files_dir}; Ctrl-C stops")
+        render.lines([
+            f"localturk requester API: {turk.endpoint_url}  (boto3 endpoint_url)",
+            f"localturk worker site:   {turk.worker_url}",
+            f"state: {db}; files: {turk.files_dir}; Ctrl-C stops"])
         turk.wait()
+
+
+def _accuracies(values: list[str] | None) -> dict[str, float]:
+    """`--accuracy natural=0.9 --accuracy synthetic=0.8` as a dict, each within [0, 1]."""
+    out: dict[str, float] = {}
+    for value in values or []:
+        name, sep, number = value.partition("=")
+        try:
+            p = float(number)
+        except ValueError:
+            p = -1.0
+        if not sep or not name.strip() or not 0 <= p <= 1:
+            raise ConfigError(f"--accuracy {value!r}: expected CONDITION=P with P from 0 to 1, "
+                              "such as natural=0.9")
+        out[name.strip()] = p
+    return out
 
 
 @app.command()
 def simulate(
     directory: StudyDir = Path("."),
     participants: Annotated[int, typer.Option(help="How many simulated workers.", min=1)] = 10,
-    accuracy_natural: Annotated[float, typer.Option(min=0, max=1)] = 0.9,
-    accuracy_synthetic: Annotated[float, typer.Option(min=0, max=1)] = 0.8,
-    accuracy_none: Annotated[float, typer.Option(min=0, max=1)] = 0.5,
-    catch_accuracy: Annotated[float, typer.Option(min=0, max=1)] = 0.97,
+    accuracy: Annotated[list[str] | None, typer.Option(
+        help="CONDITION=P: a careful participant's chance of a right answer in a condition "
+             "(repeatable; default: the condition's own, natural 0.9, synthetic 0.8, "
+             "none 0.5).")] = None,
+    catch_accuracy: Annotated[float, typer.Option(
+        help="A careful participant's chance of a right answer on a catch trial.",
+        min=0, max=1)] = 0.97,
     careless: Annotated[int, typer.Option(
         help="How many answer carelessly (same side, too fast, failing catch trials).",
         min=0)] = 0,
     fraudulent: Annotated[int, typer.Option(
         help="How many submit tampered payloads.", min=0)] = 0,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated crowd.")] = 0,
     endpoint: Annotated[str | None, typer.Option(
         help="The local service; default: [mturk] local_endpoint.")] = None,
+    progress: ProgressOption = True,
 ) -> None:
     """Simulated participants answer the study's local HITs over HTTP."""
     from crowdkit.simulate import SimulationSettings
@@ -293,10 +345,10 @@ def simulate(
 
     settings = SimulationSettings(
         participants=participants, careless=careless, fraudulent=fraudulent, seed=seed,
-        catch_accuracy=catch_accuracy,
-        accuracy={"natural": accuracy_natural, "synthetic": accuracy_synthetic,
-                  "none": accuracy_none})
-    typer.echo(simulate_study(_study(directory), settings, endpoint=endpoint).summary())
+        catch_accuracy=catch_accuracy, accuracy=_accuracies(accuracy))
+    result = simulate_study(_study(directory), settings, endpoint=endpoint,
+                            progress=render.progress(progress))
+    render.echo(result.summary())
 
 
 @app.command()
@@ -309,13 +361,14 @@ def demo(
         help="Port of the in-process local service (default: [mturk] local_endpoint's).")] = None,
     serve: Annotated[bool, typer.Option(
         "--serve", help="Keep the local service running to take a HIT yourself.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """The whole loop offline on a CPU: stimuli, publish, simulated workers, collect, analyze."""
     from crowdkit.demo import run_demo
 
+    render.configure_logging()
     run_demo(directory, participants=participants, small=small, port=port, serve=serve,
-             progress=progress, echo=typer.echo)
+             progress=render.progress(progress))
 
 
 def main() -> None:
