@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crowdkit.collect import collect, parse_answer  # noqa: E402
+from crowdkit.platforms.mturk import MTurk  # noqa: E402
 from crowdkit.ledger import Ledger  # noqa: E402
 from crowdkit.localturk import LocalTurk, question_form_answers  # noqa: E402
 from crowdkit.localturk.db import new_id  # noqa: E402
@@ -92,7 +93,7 @@ def main() -> None:
             samples = fill(study, turk, args.assignments)
             client = turk.boto3_client()
             start = time.perf_counter()
-            result = collect(study, lambda target: client, echo=lambda line: None)
+            result = collect(study, MTurk(study.config, "local", client=client))
             seconds = time.perf_counter() - start
         assert len(result.dataset.records) == args.assignments
         assert all(r.parsed.valid for r in result.dataset.records)

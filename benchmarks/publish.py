@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crowdkit import turk  # noqa: E402
+from crowdkit.platforms import mturk as turk  # noqa: E402
 from crowdkit.design import design_study  # noqa: E402
 from crowdkit.localturk import LocalTurk  # noqa: E402
 from crowdkit.publish import publish  # noqa: E402
@@ -52,9 +52,8 @@ def main() -> None:
         with LocalTurk(Path(tmp) / "turk.db", port=0) as service:
             client = turk.mturk_client("local", local_endpoint=service.endpoint_url)
             start = time.perf_counter()
-            result = publish(study, target="local", client=client,
-                             store=LocalStore(service.files_dir, service.base_url),
-                             show_progress=False, echo=lambda line: None)
+            result = publish(study, turk.MTurk(study.config, "local", client=client),
+                             store=LocalStore(service.files_dir, service.base_url))
             seconds = time.perf_counter() - start
             question = next(turk.paginate(client.list_hits, "HITs"))["Question"]
         with LocalTurk(Path(tmp) / "baseline.db", port=0) as service:

@@ -115,3 +115,11 @@ def make_study(
         catch=catch, practice=practice, assignments=assignments))
     make_manifest(root / "stimuli", **manifest_kwargs)  # type: ignore[arg-type]
     return root
+
+
+def mturk(study, client, target: str = "local"):
+    """The study's MTurk platform at `target`, talking through `client` (a fake, or a boto3
+    client of an in-process local twin)."""
+    from crowdkit.platforms.mturk import MTurk
+
+    return MTurk(study.config, target, client=client)

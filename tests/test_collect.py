@@ -31,6 +31,7 @@ from tests.collect_helpers import (
     study_with_hits,
     task_keys,
 )
+from tests.factories import mturk
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def turk(study: Study) -> FakeMTurk:
 
 
 def run(study: Study, fake: FakeMTurk, **kwargs):
-    return collect(study, lambda target: fake, echo=lambda line: None, **kwargs)
+    return collect(study, mturk(study, fake), **kwargs)
 
 
 def ledger_snapshot(study: Study) -> dict[str, list[tuple]]:
@@ -262,10 +263,9 @@ def test_expert_qualification_holders_are_experts(study: Study, turk: FakeMTurk)
 def test_a_failing_hit_is_reported_and_the_others_still_collected(study: Study,
                                                                   turk: FakeMTurk) -> None:
     turk.fail.add("list_assignments_for_hit")
-    lines: list[str] = []
-    result = collect(study, lambda target: turk, echo=lines.append)
+    result = collect(study, mturk(study, turk))
     assert len(result.fetch.errors) == 1 and "ServiceUnavailable" in result.fetch.errors[0]
-    assert any(line.startswith("warning: HIT") for line in lines)
+    assert any(line.startswith("HIT") for line in result.warnings)
     assert result.fetch.new == 6 - len([a for a in turk.assignments.values()
                                         if a["HITId"] == "HIT0000"])
 
@@ -318,8 +318,7 @@ def test_auto_approval_deadlines_are_warned_about(study: Study) -> None:
     fake.add("HIT0000", "AW1", payload(keys["t0000"]), auto_approval=soon)
     fake.add("HIT0001", "AW2", payload(keys["t0001"]),
              auto_approval=datetime.now(UTC) + timedelta(days=3))
-    lines: list[str] = []
-    collect(study, lambda target: fake, echo=lines.append)
+    lines = collect(study, mturk(study, fake)).warnings
     assert len(lines) == 1 and "1 submitted assignments will be approved" in lines[0]
     with Ledger.open(study.db_path) as ledger:
         assert auto_approval_warnings(ledger, within_hours=100) != []
@@ -328,7 +327,7 @@ def test_auto_approval_deadlines_are_warned_about(study: Study) -> None:
 
 def test_collect_once_reports_what_it_wrote(study: Study, turk: FakeMTurk) -> None:
     with Ledger.open(study.db_path, write=True) as ledger:
-        result = collect_once(study, ledger, lambda target: turk)
+        result = collect_once(study, ledger, mturk(study, turk))
     assert {p.name for p in result.written} == {"trials.csv", "trials.parquet",
                                                 "participants.csv"}
     assert "6 assignments (6 new" in result.summary()

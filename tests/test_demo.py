@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 from pathlib import Path
 
@@ -69,26 +70,43 @@ def check_exclusions(study, participants: pd.DataFrame, trials: pd.DataFrame) ->
             assert (mine["excluded"] == bool(failed)).all(), pid
 
 
-def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path):
-    out: list[str] = []
+class DemoLines(logging.Handler):
+    """What the demo says as it goes (the `crowdkit.demo` logger), line by line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.extend(record.getMessage().splitlines())
+
+
+@pytest.fixture
+def demo_lines():
+    handler = DemoLines()
+    logger = logging.getLogger("crowdkit.demo")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    yield handler.lines
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path, demo_lines):
+    out = demo_lines
     seen_while_serving: list[int] = []
 
     def visit_worker_site() -> None:  # stands in for "Ctrl-C later" with --serve
-        with urllib.request.urlopen(result_url[0], timeout=10) as response:
+        url = next(line.split()[4] for line in out
+                   if line.startswith("take a HIT yourself: http"))
+        with urllib.request.urlopen(url, timeout=10) as response:
             seen_while_serving.append(response.status)
-
-    result_url: list[str] = []
-    original_echo = out.append
-
-    def echo(line: str) -> None:
-        original_echo(line)
-        if line.startswith("take a HIT yourself: http"):
-            result_url.append(line.split()[4])
 
     directory = tmp_path / "demo"
     # 8 participants fill all 4 HITs x 2 assignments, so both conditions have answers
-    result = run_demo(directory, small=True, participants=8, port=0, progress=False,
-                      serve=True, echo=echo, wait_forever=visit_worker_site)
+    result = run_demo(directory, small=True, participants=8, port=0, serve=True,
+                      wait_forever=visit_worker_site)
     text = "\n".join(out)
 
     # every step ran, and the output says the weights are random
@@ -117,8 +135,7 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path)
     assert {row["condition"] for row in result.summary} == {"natural", "synthetic"}
 
     # a re-run continues: no new HIT, no answer lost or doubled
-    again = run_demo(directory, small=True, participants=8, port=0, progress=False,
-                     echo=lambda line: None)
+    again = run_demo(directory, small=True, participants=8, port=0)
     assert again.hits == result.hits
     with Ledger.open(study.db_path) as ledger:
         assert len(ledger.hits("local")) == len(hits)

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from crowdkit.examples import init_study
+from crowdkit.platforms.mturk import MTurk
 from crowdkit.publish import publish
 from crowdkit.study import load_study
 from tests.factories import make_manifest
@@ -21,8 +22,7 @@ def test_iclr2021_example_dry_run_prints_its_expected_cost_and_fits_mturk(tmp_pa
     make_manifest(root / "stimuli", n_units=45, n_batches=2, n_layers=9)
     study = load_study(root)
     lines: list[str] = []
-    result = publish(study, target="sandbox", dry_run=True, echo=lines.append,
-                     show_progress=False)
+    result = publish(study, MTurk(study.config, "sandbox"), dry_run=True, on_plan=lines.extend)
     text = "\n".join(lines)
 
     assert result.hits_total == 40

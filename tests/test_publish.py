@@ -12,20 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from crowdkit import turk
 from crowdkit.errors import CrowdkitError
 from crowdkit.ledger import Ledger
 from crowdkit.localturk import LocalTurk
-from crowdkit.publish import (
-    assignment_fees,
-    bonus_fee,
-    estimate_cost,
-    plan_hits,
-    publish,
-    qualification_requirements,
-    split_assignments,
-    study_qualification_name,
-)
+from crowdkit.platforms import mturk as turk
+from crowdkit.platforms.mturk import MTurk
+from crowdkit.platforms.mturk.fees import assignment_fees, bonus_fee
+from crowdkit.platforms.mturk.quals import qualification_requirements, study_qualification_name
+from crowdkit.publish import estimate_cost, plan_hits, publish, resolve_target, split_assignments
 from crowdkit.status import expire, format_duration_left, study_status
 from crowdkit.store import LocalStore
 from crowdkit.study import load_study, parse_study_toml
@@ -46,11 +40,15 @@ def turk_service(tmp_path):
         yield service
 
 
+def on(study, client, target: str | None = "local") -> MTurk:
+    """The study's MTurk platform at `target` (None: as publish resolves it), via `client`."""
+    return MTurk(study.config, resolve_target(study, target), client=client)
+
+
 def run_publish(study, service, **kwargs):
-    kwargs.setdefault("show_progress", False)
-    kwargs.setdefault("echo", lambda line: None)
-    return publish(study, target=kwargs.pop("target", "local"), client=service.boto3_client(),
-                   store=LocalStore(service.files_dir, service.base_url), **kwargs)
+    platform = on(study, service.boto3_client(), kwargs.pop("target", "local"))
+    return publish(study, platform, store=LocalStore(service.files_dir, service.base_url),
+                   **kwargs)
 
 
 def account_hits(client) -> list[dict]:
@@ -91,7 +89,8 @@ def test_cost_is_itemised_with_fees_masters_and_expected_bonuses(tmp_path):
     add_config(root, '[qualifications]\nmasters = true\n\n[review]\nbonus = "0.25"\n'
                      'bonus_rule = "all"\n')
     config = load_study(root).config
-    cost = estimate_cost(plan_hits(["a", "b"], "s", 12, 12), config)  # 2 HITs of 12
+    cost = estimate_cost(plan_hits(["a", "b"], "s", 12, 12), config,
+                         MTurk(config, "local"))  # 2 HITs of 12
     assert cost.rewards == D("12.00")  # 24 x 0.50
     assert cost.commission == D("4.80")  # 40 %
     assert cost.masters_fee == D("0.72")  # 5 % = 0.025 -> 0.03 per assignment
@@ -196,8 +195,7 @@ def test_dry_run_renders_every_hit_and_calls_nothing(tmp_path):
             raise AssertionError(f"dry run called {name}")
 
     lines = []
-    result = publish(study, target="live", dry_run=True, client=NoRemote(), echo=lines.append,
-                     show_progress=False)
+    result = publish(study, on(study, NoRemote(), "live"), dry_run=True, on_plan=lines.extend)
     out = study.root / "dry-run"
     assert result.dry_run_dir == out
     assert len(list(out.glob("*.html"))) == 8 == len(list(out.glob("*.xml")))  # 4 x [5, 5]
@@ -241,15 +239,15 @@ def test_local_target_without_a_service_says_how_to_start_one(tmp_path):
     root = make_study(tmp_path / "s")
     add_config(root, '[mturk]\nlocal_endpoint = "http://127.0.0.1:9"\n')
     with pytest.raises(CrowdkitError, match="crowdkit serve --port 9"):
-        publish(load_study(root), target="local", echo=lambda line: None)
+        study = load_study(root)
+        publish(study, MTurk(study.config, "local"))
 
 
 def test_sandbox_and_live_need_a_bucket(tmp_path):
     study = load_study(make_study(tmp_path / "s"))
     with LocalTurk(tmp_path / "t.db", port=0) as service, \
             pytest.raises(CrowdkitError, match=r"\[storage\] bucket"):
-        publish(study, target="sandbox", client=service.boto3_client(), yes=True,
-                    echo=lambda line: None, show_progress=False)
+        publish(study, on(study, service.boto3_client(), "sandbox"), yes=True)
 
 
 # ----------------------------------------------------------------------------------------
@@ -318,7 +316,7 @@ def test_token_already_used_errors_are_recognised():
 def test_status_counts_money_and_time_left(tmp_path, turk_service):
     study = load_study(make_study(tmp_path / "s", assignments=3))
     run_publish(study, turk_service)
-    status = study_status(study, target="local", client=turk_service.boto3_client())
+    status = study_status(study, on(study, turk_service.boto3_client()))
     total = status.to_json()["total"]
     assert total["hits"] == 4 and total["available"] == 12 and total["submitted"] == 0
     assert total["spent"] == "0.00"
@@ -344,13 +342,12 @@ def test_expire_touches_only_this_studys_hits(tmp_path, turk_service):
         AssignmentDurationInSeconds=600, LifetimeInSeconds=86400,
         Question=next(iter(account_hits(client)))["Question"])["HIT"]["HITId"]
     with pytest.raises(CrowdkitError, match="not confirmed"):
-        expire(study, target="local", client=client, confirm=lambda q: False,
-               echo=lambda line: None)
-    assert expire(study, target="local", client=client, yes=True, echo=lambda line: None) == 4
+        expire(study, on(study, client), confirm=lambda q: False)
+    assert expire(study, on(study, client), yes=True) == 4
     statuses = {h["HITId"]: h["HITStatus"] for h in account_hits(client)}
     assert statuses.pop(other) == "Assignable"
     assert set(statuses.values()) == {"Reviewable"}
-    assert expire(study, target="local", client=client, yes=True, echo=lambda line: None) == 0
+    assert expire(study, on(study, client), yes=True) == 0
     # An expired HIT is never published again.
     again = run_publish(study, turk_service)
     assert again.created == 0 and len(account_hits(client)) == 5
@@ -377,9 +374,8 @@ def test_a_refused_create_is_one_line_and_a_rerun_finishes(tmp_path, turk_servic
             return real.create_hit_with_hit_type(**kwargs)
 
     with pytest.raises(CrowdkitError, match="Your account is suspended.*run publish again"):
-        publish(study, target="local", client=RefusesThird(), workers=1,
-                store=LocalStore(turk_service.files_dir, turk_service.base_url),
-                show_progress=False, echo=lambda line: None)
+        publish(study, on(study, RefusesThird()), workers=1,
+                store=LocalStore(turk_service.files_dir, turk_service.base_url))
     assert len(account_hits(real)) == 2  # one call at a time: the fourth never started
     with Ledger.open(study.db_path) as ledger:
         assert sum(r["status"] == "created" for r in ledger.hits("local")) == 2
@@ -407,8 +403,8 @@ def test_sandbox_publish_hosts_images_on_s3_and_needs_public_read(tmp_path, turk
 
         def go(**kwargs):
             store = S3Store("lab-stimuli", prefix="studies", study_name=study.name, client=s3)
-            return publish(study, target="sandbox", client=turk_service.boto3_client(),
-                           store=store, show_progress=False, echo=lambda line: None, **kwargs)
+            return publish(study, on(study, turk_service.boto3_client(), "sandbox"),
+                           store=store, **kwargs)
 
         with pytest.raises(CrowdkitError, match="--apply-bucket-policy"):
             go()
@@ -441,9 +437,8 @@ def test_calls_in_flight_when_one_fails_are_still_recorded(tmp_path, turk_servic
             return real.create_hit_with_hit_type(**kwargs)
 
     with pytest.raises(CrowdkitError, match="No."):
-        publish(study, target="local", client=RefusesSecond(), workers=4,
-                store=LocalStore(turk_service.files_dir, turk_service.base_url),
-                show_progress=False, echo=lambda line: None)
+        publish(study, on(study, RefusesSecond()), workers=4,
+                store=LocalStore(turk_service.files_dir, turk_service.base_url))
     made = {h["HITId"] for h in account_hits(real)}
     with Ledger.open(study.db_path) as ledger:
         recorded = {r["hit_id"] for r in ledger.hits("local") if r["status"] == "created"}
@@ -466,7 +461,7 @@ def test_status_follows_workers_and_reviews(tmp_path, turk_service):
     for assignment_id in assignments[:2]:
         market.submit(assignment_id, [("data", "{}")])
     client.approve_assignment(AssignmentId=assignments[0])
-    status = study_status(study, target="local", client=client)
+    status = study_status(study, on(study, client))
     [hit] = [h for h in status.hits if h.hit_id == hit_id]
     assert (hit.available, hit.pending, hit.submitted, hit.approved, hit.rejected) == (
         0, 1, 1, 1, 0)
@@ -490,9 +485,8 @@ def test_mturk_refusing_the_credentials_is_one_line(tmp_path, turk_service):
             return refuse
 
     with pytest.raises(CrowdkitError, match="UnrecognizedClientException.*credentials"):
-        publish(study, target="local", client=BadKeys(), echo=lambda line: None,
-                store=LocalStore(turk_service.files_dir, turk_service.base_url),
-                show_progress=False)
+        publish(study, on(study, BadKeys()),
+                store=LocalStore(turk_service.files_dir, turk_service.base_url))
 
 
 @pytest.mark.parametrize("max_per_hit, masters", [(9, False), (100, False), (100, True)])

@@ -12,7 +12,7 @@ from crowdkit.localturk import LocalTurk
 from crowdkit.publish import publish
 from crowdkit.store import LocalStore
 from crowdkit.study import load_study
-from tests.factories import make_study
+from tests.factories import make_study, mturk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,9 +46,8 @@ def test_status_json_and_expire_from_the_command_line(tmp_path):
         with (root / "study.toml").open("a") as fh:
             fh.write(f'\n[mturk]\nlocal_endpoint = "{service.endpoint_url}"\n')
         study = load_study(root)
-        publish(study, target="local", client=service.boto3_client(),
-                store=LocalStore(service.files_dir, service.base_url), show_progress=False,
-                echo=lambda line: None)
+        publish(study, mturk(study, service.boto3_client()),
+                store=LocalStore(service.files_dir, service.base_url))
         done = crowdkit("status", str(root), "--json")
         assert done.returncode == 0, done.stderr
         total = json.loads(done.stdout)["total"]

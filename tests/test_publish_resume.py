@@ -16,27 +16,28 @@ from pathlib import Path
 
 import pytest
 
-from crowdkit import turk
+from crowdkit.platforms import mturk as turk
 from crowdkit.design import design_study
 from crowdkit.ledger import Ledger
 from crowdkit.localturk import FaultConfig, LocalTurk
 from crowdkit.publish import CRASH_ENV, publish
 from crowdkit.store import LocalStore
 from crowdkit.study import load_study
-from tests.factories import make_study
+from tests.factories import make_study, mturk
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISH_SCRIPT = """
 import sys
-from crowdkit import turk
+from crowdkit.platforms.mturk import MTurk, mturk_client
 from crowdkit.publish import publish
 from crowdkit.store import LocalStore
 from crowdkit.study import load_study
 
 root, endpoint, files_dir = sys.argv[1:4]
-publish(load_study(root), target="local",
-        client=turk.mturk_client("local", local_endpoint=endpoint),
-        store=LocalStore(files_dir, endpoint), show_progress=False, workers=2)
+study = load_study(root)
+publish(study, MTurk(study.config, "local",
+                     client=mturk_client("local", local_endpoint=endpoint)),
+        store=LocalStore(files_dir, endpoint), workers=2)
 print("finished")
 """
 N_TASKS = 6
@@ -63,9 +64,8 @@ def start_publish(study, service, crash_at: str | None = None) -> subprocess.Pop
 
 
 def publish_here(study, service):
-    return publish(study, target="local", client=service.boto3_client(),
-                   store=LocalStore(service.files_dir, service.base_url), show_progress=False,
-                   echo=lambda line: None)
+    return publish(study, mturk(study, service.boto3_client()),
+                   store=LocalStore(service.files_dir, service.base_url))
 
 
 def assert_exactly_one_hit_per_part(study, service):
@@ -132,10 +132,9 @@ def test_resume_after_mturk_forgot_the_tokens_finds_hits_by_annotation(study, tm
 def test_throttling_at_30_percent_still_ends_with_exactly_n_hits(study, tmp_path):
     throttled = FaultConfig(throttle_rate=0.3, seed=3)
     with LocalTurk(tmp_path / "turk.db", port=0, fault=throttled) as service:
-        result = publish(study, target="local",
-                         client=turk.mturk_client("local", local_endpoint=service.endpoint_url),
-                         store=LocalStore(service.files_dir, service.base_url),
-                         show_progress=False, echo=lambda line: None)
+        client = turk.mturk_client("local", local_endpoint=service.endpoint_url)
+        result = publish(study, mturk(study, client),
+                         store=LocalStore(service.files_dir, service.base_url))
         assert result.created == N_HITS
         service.set_faults(FaultConfig())
         assert_exactly_one_hit_per_part(study, service)

@@ -12,6 +12,7 @@ from crowdkit.ledger import Ledger
 from crowdkit.review import bonus_token, plan_review, review
 from crowdkit.study import Study, load_study
 from tests.collect_helpers import FakeMTurk, answer_xml, payload, study_with_hits, task_keys
+from tests.factories import mturk
 
 
 def with_review(study: Study, toml: str) -> Study:
@@ -34,7 +35,7 @@ def collected(tmp_path: Path) -> tuple[Study, FakeMTurk, dict[str, str]]:
         "tampered": fake.add("HIT0002", "ATAMPER", tampered),
         "broken": fake.add("HIT0003", "ABROKEN", None, xml=answer_xml("{oops")),
     }
-    collect(study, lambda target: fake, echo=lambda line: None)
+    collect(study, mturk(study, fake))
     fake.calls.clear()
     return study, fake, ids
 
@@ -47,7 +48,8 @@ def decisions(study: Study) -> dict[str, str]:
 def test_default_policy_approves_all_but_clear_fraud(collected) -> None:
     study, fake, ids = collected
     lines: list[str] = []
-    result = review(study, lambda target: fake, echo=lines.append)
+    result = review(study, mturk(study, fake),
+                    on_plan=lambda plan: lines.extend(plan.describe().splitlines()))
     assert decisions(study) == {ids["good"]: "approve", ids["careless"]: "approve",
                                 ids["tampered"]: "reject"}
     assert result.approved == 2 and result.rejected == 1
@@ -61,7 +63,7 @@ def test_default_policy_approves_all_but_clear_fraud(collected) -> None:
 def test_approve_passing_rejects_excluded_work(collected) -> None:
     study, fake, ids = collected
     study = with_review(study, 'policy = "approve-passing"\nreject_message = "Sorry."\n')
-    review(study, lambda target: fake, echo=lambda line: None)
+    review(study, mturk(study, fake))
     assert decisions(study) == {ids["good"]: "approve", ids["careless"]: "reject",
                                 ids["tampered"]: "reject"}
     assert {c["RequesterFeedback"] for n, c in fake.calls if n == "reject_assignment"} == {
@@ -71,7 +73,7 @@ def test_approve_passing_rejects_excluded_work(collected) -> None:
 def test_approve_all_approves_everything_submitted(collected) -> None:
     study, fake, ids = collected
     study = with_review(study, 'policy = "approve-all"\n')
-    review(study, lambda target: fake, echo=lambda line: None)
+    review(study, mturk(study, fake))
     assert set(decisions(study).values()) == {"approve"} and len(decisions(study)) == 4
     assert fake.count("reject_assignment") == 0
 
@@ -80,7 +82,8 @@ def test_dry_run_prints_the_plan_and_does_nothing(collected) -> None:
     study, fake, ids = collected
     study = with_review(study, 'bonus = "0.25"\nbonus_rule = "all"\n')
     lines: list[str] = []
-    assert review(study, lambda target: fake, dry_run=True, echo=lines.append) is None
+    assert review(study, mturk(study, fake), dry_run=True,
+                  on_plan=lambda plan: lines.extend(plan.describe().splitlines())) is None
     text = "\n".join(lines)
     assert "approve 2, reject 1, leave pending 1" in text
     assert "bonuses: 2 totalling $0.50" in text
@@ -91,14 +94,14 @@ def test_dry_run_prints_the_plan_and_does_nothing(collected) -> None:
 def test_bonuses_follow_the_rule_and_are_paid_once(collected) -> None:
     study, fake, ids = collected
     study = with_review(study, 'bonus = "0.30"\nbonus_rule = "passing"\nbonus_reason = "Ta"\n')
-    first = review(study, lambda target: fake, echo=lambda line: None)
+    first = review(study, mturk(study, fake))
     assert first.bonuses == 1 and str(first.paid) == "0.30"
     (call,) = [c for n, c in fake.calls if n == "send_bonus"]
     assert call == {"WorkerId": "AGOOD", "BonusAmount": "0.30", "AssignmentId": ids["good"],
                     "Reason": "Ta", "UniqueRequestToken": bonus_token("teststudy", ids["good"])}
     assert len(call["UniqueRequestToken"]) <= 64
     calls_before = len(fake.calls)
-    second = review(study, lambda target: fake, echo=lambda line: None)
+    second = review(study, mturk(study, fake))
     assert second is None  # nothing left to do
     assert len(fake.calls) == calls_before
     with Ledger.open(study.db_path) as ledger:
@@ -110,9 +113,9 @@ def test_a_failed_call_is_recorded_and_retried_without_doubling(collected) -> No
     study, fake, ids = collected
     study = with_review(study, 'bonus = "0.10"\nbonus_rule = "all"\n')
     fake.fail.add("send_bonus")
-    first = review(study, lambda target: fake, echo=lambda line: None)
+    first = review(study, mturk(study, fake))
     assert first.bonuses == 1 and len(first.failures) == 1
-    second = review(study, lambda target: fake, echo=lambda line: None)
+    second = review(study, mturk(study, fake))
     assert second.bonuses == 1 and second.failures == []
     assert len(fake.bonus_tokens) == 2  # one per approved assignment, never more
     assert fake.count("approve_assignment") == 2
@@ -128,7 +131,7 @@ def test_an_interrupted_bonus_is_not_paid_twice(collected) -> None:
     with Ledger.open(study.db_path, write=True) as ledger:
         ledger.record_bonus(request_token=token, assignment_id=ids["good"], worker_id="AGOOD",
                             amount="0.10", reason="x", status="intent")
-    result = review(study, lambda target: fake, echo=lambda line: None)
+    result = review(study, mturk(study, fake))
     assert result.bonuses == 1 and result.failures == []
     assert len(fake.bonus_tokens) == 1
     with Ledger.open(study.db_path) as ledger:
@@ -147,7 +150,7 @@ def test_an_interrupted_bonus_is_not_paid_twice_after_mturk_forgot_its_token(col
     with Ledger.open(study.db_path, write=True) as ledger:
         ledger.record_bonus(request_token=token, assignment_id=ids["good"], worker_id="AGOOD",
                             amount="0.10", reason="x", status="intent")
-    result = review(study, lambda target: fake, echo=lambda line: None)
+    result = review(study, mturk(study, fake))
     assert result.failures == []
     assert fake.count("send_bonus") == 1 and len(fake.bonuses) == 1
     with Ledger.open(study.db_path) as ledger:
@@ -157,7 +160,7 @@ def test_an_interrupted_bonus_is_not_paid_twice_after_mturk_forgot_its_token(col
 def test_an_interrupted_approval_is_recognised(collected) -> None:
     study, fake, ids = collected
     fake.approve_assignment(AssignmentId=ids["good"])  # done remotely; the ledger never heard
-    result = review(study, lambda target: fake, echo=lambda line: None)
+    result = review(study, mturk(study, fake))
     assert result.failures == []
     assert decisions(study)[ids["good"]] == "approve"
 
@@ -165,8 +168,8 @@ def test_an_interrupted_approval_is_recognised(collected) -> None:
 def test_assignments_already_final_in_mturk_are_not_reviewed_again(collected) -> None:
     study, fake, ids = collected
     fake.assignments[ids["careless"]]["AssignmentStatus"] = "Rejected"
-    collect(study, lambda target: fake, echo=lambda line: None)
-    review(study, lambda target: fake, echo=lambda line: None)
+    collect(study, mturk(study, fake))
+    review(study, mturk(study, fake))
     touched = {c["AssignmentId"] for n, c in fake.calls
                if n in ("approve_assignment", "reject_assignment")}
     assert ids["careless"] not in touched
@@ -181,6 +184,5 @@ def test_a_bonus_rule_without_an_amount_is_refused(collected) -> None:
 
 def test_declining_the_confirmation_does_nothing(collected) -> None:
     study, fake, ids = collected
-    assert review(study, lambda target: fake, confirm=lambda plan: False,
-                  echo=lambda line: None) is None
+    assert review(study, mturk(study, fake), confirm=lambda plan: False) is None
     assert fake.calls == []

@@ -29,6 +29,7 @@ from crowdkit.simulate import (
 from crowdkit.store import LocalStore
 from crowdkit.study import load_study
 from tests.collect_helpers import answer_xml, designed_study, task_keys
+from tests.factories import mturk
 
 
 @pytest.fixture
@@ -44,9 +45,8 @@ def world(tmp_path: Path):
         with study.toml_path.open("a") as f:
             f.write(f'\n[mturk]\nlocal_endpoint = "{turk.base_url}"\n')
         study = load_study(study.root)
-        publish(study, target="local", yes=True, client=turk.boto3_client(),
-                store=LocalStore(turk.files_dir, turk.base_url), show_progress=False,
-                echo=lambda line: None)
+        publish(study, mturk(study, turk.boto3_client()), yes=True,
+                store=LocalStore(turk.files_dir, turk.base_url))
         yield study, turk
 
 
@@ -60,7 +60,7 @@ def test_simulated_crowd_collected_judged_and_reviewed(world) -> None:
     kinds = {a.assignment_id: a.kind for a in sim.submitted}
 
     client = turk.boto3_client()
-    result = collect(study, lambda target: client, echo=lambda line: None)
+    result = collect(study, mturk(study, client))
     records = {r.assignment_id: r for r in result.dataset.records}
     assert set(records) == set(kinds)
     for assignment_id, kind in kinds.items():
@@ -94,7 +94,7 @@ def test_simulated_crowd_collected_judged_and_reviewed(world) -> None:
     assert holders == {a.worker_id for a in sim.submitted}
 
     # Review: fraud rejected, the rest approved, passing workers paid, all in the service.
-    outcome = review(study, lambda target: client, echo=lambda line: None)
+    outcome = review(study, mturk(study, client))
     assert outcome.rejected == 3 and outcome.approved == 9
     assert outcome.bonuses == sum(1 for a, k in kinds.items() if k == "careful")
     for assignment_id, kind in kinds.items():
@@ -102,7 +102,7 @@ def test_simulated_crowd_collected_judged_and_reviewed(world) -> None:
             "AssignmentStatus"]
         assert status == ("Approved" if kind in ("careful", "same-side", "fast", "catch-fail")
                           else "Rejected")
-    assert review(study, lambda target: client, echo=lambda line: None) is None
+    assert review(study, mturk(study, client)) is None
 
 
 def test_simulated_payloads_are_what_the_page_submits(world) -> None:
@@ -172,7 +172,7 @@ def test_published_study_participants_cannot_come_back(world) -> None:
     settings = SimulationSettings(participants=3, seed=5)
     first = simulate(study, settings, endpoint=turk.base_url)
     assert len(first.submitted) == 3
-    result = collect(study, lambda target: client, echo=lambda line: None)
+    result = collect(study, mturk(study, client))
     assert result.granted == 3
     assert all(r.parsed.valid and not r.excluded for r in result.dataset.records)
     again = simulate(study, settings, endpoint=turk.base_url)  # the same three workers
