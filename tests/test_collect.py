@@ -178,11 +178,6 @@ def test_tidy_file_round_trips(study: Study, turk: FakeMTurk) -> None:
         assert (analysed.summary["accuracy"] == 1.0).all(), source
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the exclusion counts differ between trials.csv and trials.parquet: an empty "
-    "exclusion_reasons is NaN in the CSV but '' in Parquet, and participant_counts takes "
-    "each excluded participant's first non-missing reasons, so only the CSV names "
-    "first_assignment"))
 def test_the_csv_and_the_parquet_file_give_the_same_analysis(study: Study,
                                                              turk: FakeMTurk) -> None:
     run(study, turk)
@@ -191,10 +186,6 @@ def test_the_csv_and_the_parquet_file_give_the_same_analysis(study: Study,
     assert from_csv.to_json() == from_parquet.to_json()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "analysis drops every participant with any excluded row, so a worker whose second "
-    "assignment fails first_assignment loses the first, passing one too (and the exclusion "
-    "counts do not name first_assignment)"))
 def test_a_workers_first_assignment_is_analysed_and_only_the_later_one_left_out(
         study: Study, turk: FakeMTurk) -> None:
     run(study, turk)

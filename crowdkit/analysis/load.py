@@ -94,6 +94,9 @@ def normalize_trials(frame: pd.DataFrame, name: str = "trials") -> pd.DataFrame:
         trials["excluded"] = _as_bool(trials["excluded"], "excluded", name, missing_as=False)
     else:
         trials["excluded"] = False
+    if "exclusion_reasons" in trials.columns:  # empty: NaN from CSV, "" from Parquet
+        reasons = trials["exclusion_reasons"].astype("object")
+        trials["exclusion_reasons"] = reasons.where(reasons.notna(), "").astype(str)
     if "expert_level" in trials.columns:
         levels = trials["expert_level"].astype("object").where(trials["expert_level"].notna())
         trials["expert_level"] = levels.fillna("unknown").astype(str).str.strip().str.lower()

@@ -37,36 +37,47 @@ COMPARISON_COLUMNS = [
 ]
 
 
-def excluded_participants(trials: pd.DataFrame) -> set[str]:
-    """Participants with any trial marked `excluded`: they failed an exclusion rule."""
+def excluded_rows(trials: pd.DataFrame) -> pd.Series:
+    """Which rows an exclusion rule left out. Exclusion is per assignment (collect marks
+    every row of an excluded assignment), so a worker's first assignment still counts when
+    a later one fails `first_assignment`."""
     if "excluded" not in trials.columns:
-        return set()
-    return set(trials.loc[trials["excluded"].astype(bool), "participant_id"])
+        return pd.Series(False, index=trials.index)
+    return trials["excluded"].astype(bool)
 
 
 def included(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials of participants who passed every exclusion rule."""
-    return trials[~trials["participant_id"].isin(excluded_participants(trials))]
+    """The rows no exclusion rule left out."""
+    return trials[~excluded_rows(trials)]
+
+
+def excluded_participants(trials: pd.DataFrame) -> set[str]:
+    """Participants left out entirely: every row of theirs was excluded."""
+    everyone = set(trials["participant_id"])
+    return everyone - set(included(trials)["participant_id"])
 
 
 def main_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """Included participants' main trials: what accuracy, RT and comparisons are computed on."""
+    """Included rows' main trials: what accuracy, RT and comparisons are computed on."""
     kept = included(trials)
     return kept[kept["phase"] == MAIN]
 
 
 def participant_counts(trials: pd.DataFrame) -> dict[str, Any]:
-    """How many participants are analysed and how many were left out, with the reasons."""
+    """How many participants are analysed and how many were left out, with the reasons.
+
+    `exclusion_reasons` counts each rule once per excluded assignment (per participant when
+    the data has no assignment ids), as collect counts them: a participant whose later
+    assignment was left out is still analysed, and its reasons are still counted.
+    """
     everyone = trials["participant_id"].unique()
     excluded_ids = excluded_participants(trials)
+    unit = "assignment_id" if "assignment_id" in trials.columns else "participant_id"
+    left_out = trials[excluded_rows(trials)]
     reasons: dict[str, int] = {}
-    if excluded_ids and "exclusion_reasons" in trials.columns:
-        per_participant = (
-            trials[trials["participant_id"].isin(excluded_ids)]
-            .groupby("participant_id")["exclusion_reasons"]
-            .first()
-        )
-        for text in per_participant.fillna("").astype(str):
+    if not left_out.empty and "exclusion_reasons" in trials.columns:
+        per_unit = left_out.groupby(unit)["exclusion_reasons"].first()
+        for text in per_unit.fillna("").astype(str):
             for reason in filter(None, (part.strip() for part in text.split(";"))):
                 reasons[reason] = reasons.get(reason, 0) + 1
     return {
