@@ -1,7 +1,7 @@
 """Reading a trials table: one tidy, typed DataFrame whatever file it came from.
 
 A study's data/trials.parquet, a CSV edited in a spreadsheet and a published data set mapped
-to the tidy columns (docs/analysis.md, DESIGN.md "Tidy trials") all leave here with the same
+to the tidy columns (docs/analysis.md, docs/data.md) all leave here with the same
 types, so every statistic downstream can trust its input and never re-parses a column.
 """
 
