@@ -332,7 +332,8 @@ class RequesterAPI:
         now = self.db.now()
         if row["status"] == "Rejected" and params.get("OverrideRejection"):
             hit = self._undeleted_hit(row["hit_id"])
-            self.market.ensure_funds(sum(self.market.assignment_cost(hit)), now)
+            reward, fee = self.market.assignment_cost(hit)
+            self.market.ensure_funds(reward + fee, now)
         elif row["status"] != "Submitted":
             raise wrong_state("assignment", row["status"], "Submitted")
         self.market.pay_and_approve(row, now, feedback)

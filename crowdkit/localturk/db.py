@@ -197,6 +197,13 @@ class TurkDB:
         with self._lock:
             return self._conn.execute(sql, params).fetchone()
 
+    def existing(self, sql: str, params: tuple | list = ()) -> sqlite3.Row:
+        """The row of a query that must find one (a row just written)."""
+        row = self.one(sql, params)
+        if row is None:
+            raise LookupError(f"no row for {sql!r} with {params!r}")
+        return row
+
     def all(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()

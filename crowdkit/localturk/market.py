@@ -13,6 +13,7 @@ import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypedDict
 
 from crowdkit.localturk import fees, quals
 from crowdkit.localturk.db import TurkDB, new_id
@@ -29,6 +30,15 @@ HIT_SELECT = (
     "t.assignment_duration, t.auto_approval_delay, t.qualification_requirements "
     "FROM hits h JOIN hit_types t USING (hit_type_id)"
 )
+
+
+class Access(TypedDict):
+    """What a worker's qualifications let them do with a HIT, and what they lack."""
+
+    discover: bool
+    preview: bool
+    accept: bool
+    unmet: list[str]  # the unmet requirements, described
 
 
 class WorkerError(Exception):
@@ -181,7 +191,8 @@ class Market:
                 "AWS.MechanicalTurk.InsufficientFunds",
             )
 
-    def pay_and_approve(self, assignment: sqlite3.Row, when: float, feedback: str | None):
+    def pay_and_approve(self, assignment: sqlite3.Row, when: float, feedback: str | None
+                        ) -> None:
         """Mark an assignment Approved and pay its reward and MTurk's fee."""
         hit = self.require_hit(assignment["hit_id"])
         reward, fee = self.assignment_cost(hit)
@@ -202,7 +213,7 @@ class Market:
             "INSERT OR IGNORE INTO workers (worker_id, created) VALUES (?, ?)",
             (worker_id, self.db.now()),
         )
-        return self.db.one("SELECT * FROM workers WHERE worker_id = ?", (worker_id,))
+        return self.db.existing("SELECT * FROM workers WHERE worker_id = ?", (worker_id,))
 
     def worker_value(self, worker_id: str, type_id: str) -> int | quals.Locale | None:
         """The worker's value of a qualification type, or None when they lack it."""
@@ -223,16 +234,16 @@ class Market:
         return None
 
     def _history_value(self, worker_id: str, type_id: str) -> int:
-        count = Counter(dict(self.db.all(
+        count: Counter[str] = Counter({status: n for status, n in self.db.all(
             "SELECT status, COUNT(*) FROM assignments WHERE worker_id = ? GROUP BY status",
             (worker_id,),
-        )))
+        )})
         if type_id == quals.NUMBER_HITS_APPROVED:
             return count["Approved"]
         reviewed = count["Approved"] + count["Rejected"]
         return 100 if reviewed == 0 else round(100 * count["Approved"] / reviewed)
 
-    def access(self, worker_id: str, requirements: list[dict]) -> dict:
+    def access(self, worker_id: str, requirements: list[dict]) -> Access:
         """Which actions the worker's qualifications allow, and the requirements unmet."""
         unmet = [r for r in requirements
                  if not quals.meets(r, self.worker_value(worker_id, r["QualificationTypeId"]))]
@@ -251,7 +262,7 @@ class Market:
                           "qualification_type_id = ?", (type_id,))
         return text.replace(type_id, row["name"], 1) if row else text
 
-    def hits_for_worker(self, worker_id: str) -> list[tuple[HitState, dict]]:
+    def hits_for_worker(self, worker_id: str) -> list[tuple[HitState, Access]]:
         """HITs the worker can find now: live, with a free slot, not already taken by them,
         and not hidden by a DiscoverPreviewAndAccept requirement."""
         now = self.settle()
@@ -301,11 +312,15 @@ class Market:
                 "accept_time, deadline) VALUES (?, ?, ?, 'Accepted', ?, ?)",
                 (assignment_id, hit_id, worker_id, now, now + row["assignment_duration"]),
             )
-            return self.assignment(assignment_id)
+            return self._existing_assignment(assignment_id)
 
     def assignment(self, assignment_id: str) -> sqlite3.Row | None:
         return self.db.one("SELECT * FROM assignments WHERE assignment_id = ?",
                            (assignment_id,))
+
+    def _existing_assignment(self, assignment_id: str) -> sqlite3.Row:
+        return self.db.existing("SELECT * FROM assignments WHERE assignment_id = ?",
+                                (assignment_id,))
 
     def return_assignment(self, worker_id: str, assignment_id: str) -> None:
         """The worker gives the assignment back; its slot opens again."""
@@ -349,7 +364,7 @@ class Market:
                  question_form_answers(list(seen.items())), assignment_id),
             )
         self.settle()  # an auto-approval delay of 0 approves at once
-        return self.assignment(assignment_id)
+        return self._existing_assignment(assignment_id)
 
     def set_profile(self, worker_id: str, country: str | None, subdivision: str | None,
                     qualifications: dict[str, int | None] | None = None) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, Literal, overload
 
 from crowdkit.localturk.errors import RequestError, missing, out_of_range
 from crowdkit.localturk.fees import CENT
@@ -17,14 +19,26 @@ DEFAULT_PAGE_SIZE = 10
 _MONEY = re.compile(r"^[0-9]+(\.)?[0-9]{0,2}$")
 
 
-def required(params: dict, name: str):
+# A request's parameters are its JSON body: any JSON value under each name, checked here.
+Params = dict[str, Any]
+
+
+def required(params: Params, name: str) -> Any:  # a JSON value: the caller checks its type
     value = params.get(name)
     if value is None or value == "":
         raise missing(name)
     return value
 
 
-def text(params: dict, name: str, max_len: int, *, needed: bool = True) -> str | None:
+@overload
+def text(params: Params, name: str, max_len: int, *, needed: Literal[True] = True) -> str: ...
+
+
+@overload
+def text(params: Params, name: str, max_len: int, *, needed: bool) -> str | None: ...
+
+
+def text(params: Params, name: str, max_len: int, *, needed: bool = True) -> str | None:
     value = required(params, name) if needed else params.get(name)
     if value is None:
         return None
@@ -35,7 +49,7 @@ def text(params: dict, name: str, max_len: int, *, needed: bool = True) -> str |
     return value
 
 
-def integer(params: dict, name: str, lo: int, hi: int, default: int | None = None) -> int:
+def integer(params: Params, name: str, lo: int, hi: int, default: int | None = None) -> int:
     value = params.get(name, default)
     if value is None:
         raise missing(name)
@@ -46,7 +60,7 @@ def integer(params: dict, name: str, lo: int, hi: int, default: int | None = Non
     return value
 
 
-def money(params: dict, name: str, minimum: Decimal) -> Decimal:
+def money(params: Params, name: str, minimum: Decimal) -> Decimal:
     """An amount as MTurk takes it on the wire ("0.50"). Not units.parse_money: that one
     also reads "$0.50" from study.toml, and a test double must refuse what MTurk refuses."""
     value = required(params, name)
@@ -58,7 +72,7 @@ def money(params: dict, name: str, minimum: Decimal) -> Decimal:
     return amount
 
 
-def timestamp(params: dict, name: str) -> float:
+def timestamp(params: Params, name: str) -> float:
     value = required(params, name)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
@@ -68,11 +82,11 @@ def timestamp(params: dict, name: str) -> float:
         raise out_of_range(name, value, "It must be a timestamp.") from exc
 
 
-def token(params: dict) -> str | None:
+def token(params: Params) -> str | None:
     return text(params, "UniqueRequestToken", 64, needed=False)
 
 
-def page(params: dict, scope: str) -> tuple[int, int]:
+def page(params: Params, scope: str) -> tuple[int, int]:
     """(size, position after which to continue) from MaxResults and NextToken."""
     size = integer(params, "MaxResults", 1, 100, DEFAULT_PAGE_SIZE)
     token = params.get("NextToken")
@@ -88,7 +102,8 @@ def page(params: dict, scope: str) -> tuple[int, int]:
                            "AWS.MechanicalTurk.InvalidPaginationToken") from exc
 
 
-def next_token(scope: str, rows: list, size: int, key) -> dict:
+def next_token(scope: str, rows: list[Any], size: int, key: Callable[[Any], object]
+               ) -> dict[str, str]:
     if len(rows) <= size:
         return {}
     last = key(rows[size - 1])

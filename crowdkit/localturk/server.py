@@ -24,6 +24,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from crowdkit.errors import CrowdkitError
@@ -36,7 +37,12 @@ from crowdkit.localturk.market import Market
 from crowdkit.localturk.web import Request, Response
 from crowdkit.localturk.worker_site import WorkerSite
 
+if TYPE_CHECKING:  # boto3 is imported only when a client is asked for
+    from botocore.config import Config
+
 LOG = logging.getLogger("crowdkit.localturk")
+# What socketserver hands a server per connection: a TCP server's is always the socket.
+_Connection = socket.socket | tuple[bytes, socket.socket]
 
 TARGET_PREFIX = "MTurkRequesterServiceV20170117"
 DEFAULT_PORT = 8765
@@ -176,6 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "localturk"
     timeout = 60  # close idle keep-alive connections
+    server: _Server  # the server that made this handler: it carries the app
 
     def setup(self) -> None:
         super().setup()
@@ -221,14 +228,16 @@ class _Server(ThreadingHTTPServer):
         self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def process_request(self, request, client_address) -> None:
-        with self._open_lock:
-            self._open.add(request)
+    def process_request(self, request: _Connection, client_address: object) -> None:
+        if isinstance(request, socket.socket):
+            with self._open_lock:
+                self._open.add(request)
         super().process_request(request, client_address)
 
-    def shutdown_request(self, request) -> None:
-        with self._open_lock:
-            self._open.discard(request)
+    def shutdown_request(self, request: _Connection) -> None:
+        if isinstance(request, socket.socket):
+            with self._open_lock:
+                self._open.discard(request)
         super().shutdown_request(request)
 
     def close_connections(self) -> None:
@@ -310,7 +319,8 @@ class LocalTurk:
             self._server.shutdown()
             self._server.close_connections()
             self._server.server_close()
-            self._thread.join(timeout=10)
+            if self._thread is not None:
+                self._thread.join(timeout=10)
             self._server = None
         if self.db is not None:
             self.db.close()
@@ -349,7 +359,8 @@ class LocalTurk:
         return f"{self.base_url}/files/{name}"
 
     # --- conveniences ---------------------------------------------------------------
-    def boto3_client(self, *, max_attempts: int | None = None, config=None):
+    def boto3_client(self, *, max_attempts: int | None = None, config: Config | None = None
+                     ) -> Any:  # boto3's MTurk client: its methods and answers are untyped
         """A boto3 MTurk client for this service (dummy credentials, us-east-1).
 
         max_attempts is the total number of attempts per call (1 = no retries), for fault

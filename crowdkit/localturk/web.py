@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
+from email.utils import collapse_rfc2231_value
 from http.cookies import SimpleCookie
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 
@@ -48,15 +50,20 @@ class Request:
                 b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + self.body)
             fields = []
             for part in message.iter_parts():
-                name = part.get_param("name", header="content-disposition")
-                if name is not None and part.get_filename() is None:
-                    payload = part.get_payload(decode=True) or b""
+                param = part.get_param("name", header="content-disposition")
+                if param is not None and part.get_filename() is None:
+                    # the HTTP policy decodes RFC 2231 names (name*=utf-8''...) to text; the
+                    # legacy API's (charset, language, value) form is decoded here
+                    name = param if isinstance(param, str) else collapse_rfc2231_value(param)
+                    payload = part.get_payload(decode=True)
+                    if not isinstance(payload, bytes):  # a nested multipart: no value
+                        payload = b""
                     charset = part.get_content_charset() or "utf-8"
                     fields.append((name, payload.decode(charset, "replace")))
             return fields
         return parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True)
 
-    def data(self) -> dict:
+    def data(self) -> dict[str, Any]:
         """A JSON object body, or the form fields as a dict (first value of each name)."""
         if self.headers.get("content-type", "").startswith("application/json"):
             try:

@@ -11,11 +11,20 @@ from __future__ import annotations
 import html
 import json
 import re
+import sqlite3
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from crowdkit.localturk import quals
-from crowdkit.localturk.market import HOLDS_SLOT, Market, WorkerError, normalize_worker_id
+from crowdkit.localturk.market import (
+    HOLDS_SLOT,
+    Access,
+    HitState,
+    Market,
+    WorkerError,
+    normalize_worker_id,
+)
 from crowdkit.localturk.web import Request, Response, with_query
 from crowdkit.localturk.xml import parse_question
 
@@ -178,7 +187,7 @@ class WorkerSite:
         return self._layout("HITs", "".join(parts), worker_id)
 
     @staticmethod
-    def _assignment_row(a) -> str:
+    def _assignment_row(a: sqlite3.Row) -> str:
         action = ""
         if a["status"] == "Accepted":
             action = f'<a href="/worker/assignments/{a["assignment_id"]}">Continue</a>'
@@ -186,7 +195,7 @@ class WorkerSite:
                 f"<td>{_e(a['status'])}</td><td>{action}</td></tr>")
 
     @staticmethod
-    def _hit_row(state, access) -> str:
+    def _hit_row(state: HitState, access: Access) -> str:
         row = state.row
         if access["accept"]:
             action = (f'<form method="post" action="/worker/hits/{row["hit_id"]}/accept">'
@@ -225,7 +234,7 @@ class WorkerSite:
         a = self.market.assignment(assignment_id)
         if a is None or a["worker_id"] != worker_id:
             raise WorkerError(f"assignment {assignment_id} does not exist", 404)
-        row = self.market.hit_row(a["hit_id"])
+        row = self.market.require_hit(a["hit_id"])  # HITs are never deleted, only disposed
         if a["status"] != "Accepted":
             body = f"<p>This assignment is {_e(a['status'].lower())}.</p>"
             return self._layout(row["title"], body, worker_id)
@@ -238,13 +247,13 @@ class WorkerSite:
         return self._layout(row["title"], body, worker_id)
 
     @staticmethod
-    def _hit_summary(row) -> str:
+    def _hit_summary(row: sqlite3.Row) -> str:
         minutes = max(1, row["assignment_duration"] // 60)
         return (f"<p>{_e(row['description'])}</p><p>Reward <b>${_e(row['reward'])}</b>; "
                 f"time allowed {minutes} min; HIT {_e(row['hit_id'])}</p>")
 
     @staticmethod
-    def _frame(url: str, row) -> str:
+    def _frame(url: str, row: sqlite3.Row) -> str:
         height = parse_question(row["question"]).frame_height or 800
         return f'<iframe id="question" src="{_e(url)}" height="{height}"></iframe>'
 
@@ -294,10 +303,10 @@ local history.</p>
             raise WorkerError(f"no such page: {req.path}", 404)
         row = self.market.worker_hit(match.group(1))
         question = parse_question(row["question"])
-        if question.kind == "ExternalQuestion":
+        if question.external_url is not None:  # an ExternalQuestion
             return Response(302, b"", {"Location": with_query(question.external_url,
                                                               dict(req.query))})
-        return Response.html(question.html)
+        return Response.html(question.html or "")
 
     def _external_submit(self, req: Request) -> Response:
         fields = req.form()
@@ -342,7 +351,7 @@ local history.</p>
             return Response.json({"WorkerId": worker_id})
         raise WorkerError(f"no such worker API route: {req.method} {req.path}", 404)
 
-    def _hit_json(self, req: Request, state, access) -> dict:
+    def _hit_json(self, req: Request, state: HitState, access: Access) -> dict[str, Any]:
         row = state.row
         return {
             "HITId": row["hit_id"], "HITTypeId": row["hit_type_id"], "Title": row["title"],
@@ -356,7 +365,7 @@ local history.</p>
                            if access["preview"] else None),
         }
 
-    def _assignment_json(self, req: Request, row) -> dict:
+    def _assignment_json(self, req: Request, row: sqlite3.Row) -> dict[str, Any]:
         out = {
             "AssignmentId": row["assignment_id"], "HITId": row["hit_id"],
             "WorkerId": row["worker_id"], "AssignmentStatus": row["status"],
