@@ -13,7 +13,7 @@ checked against its own trial's type. Without a key, answers are read as the pap
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -24,7 +24,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import InitErrorDetails
+from pydantic_core import ErrorDetails, InitErrorDetails
 
 from crowdkit.trials import registry
 from crowdkit.trials.base import DEFAULT_TYPE, ResponseBase
@@ -32,7 +32,7 @@ from crowdkit.trials.base import DEFAULT_TYPE, ResponseBase
 if TYPE_CHECKING:
     from crowdkit.tasks import AnswerKey
 
-PAYLOAD_SCHEMA_VERSION = 1
+PAYLOAD_SCHEMA_VERSION: Final = 1
 
 
 class Strict(BaseModel):
@@ -76,7 +76,7 @@ class Payload(Strict):
 
     @field_validator("trials", mode="before")
     @classmethod
-    def _typed_answers(cls, value: Any, info: ValidationInfo) -> Any:
+    def _typed_answers(cls, value: object, info: ValidationInfo) -> object:
         """Validate each answer with its trial's type; errors keep the answer's index."""
         if not isinstance(value, list):
             return value
@@ -108,10 +108,10 @@ def response_model(item: dict[str, Any], key: AnswerKey | None) -> type[Response
     return UnknownResponse
 
 
-def _at(index: int, err: Any) -> InitErrorDetails:
+def _at(index: int, err: ErrorDetails) -> InitErrorDetails:
     """A nested answer's error, placed at its index in `trials`."""
-    detail: dict[str, Any] = {"type": err["type"], "loc": (index, *err["loc"]),
-                              "input": err.get("input")}
+    detail: InitErrorDetails = {"type": err["type"], "loc": (index, *err["loc"]),
+                                "input": err.get("input")}
     if "ctx" in err:
         detail["ctx"] = err["ctx"]
-    return detail  # type: ignore[return-value]
+    return detail

@@ -74,8 +74,8 @@ class ReviewPlan:
         approve = [a for a in todo if a.decision == "approve"]
         reject = [a for a in todo if a.decision == "reject"]
         pending = [a for a in todo if a.decision == "pending"]
-        bonuses = [a for a in self.actions if a.bonus is not None and not a.bonus_done]
-        total = sum((a.bonus for a in bonuses), Decimal("0"))
+        bonuses = [a.bonus for a in self.actions if a.bonus is not None and not a.bonus_done]
+        total = sum(bonuses, Decimal("0"))
         done = len(self.actions) - len(todo)
         lines = [f"approve {len(approve)}, reject {len(reject)}, leave pending "
                  f"{len(pending)}; {done} already reviewed",

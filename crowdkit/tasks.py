@@ -10,21 +10,21 @@ existed.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, field_validator
 
 from crowdkit.trials import registry
 from crowdkit.trials.base import DEFAULT_TYPE, PublicTrialBase, TrialKeyBase
 
-TASK_SCHEMA_VERSION = 1
+TASK_SCHEMA_VERSION: Final = 1
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _as_type_model(value: Any, kind: str) -> Any:
+def _as_type_model(value: object, kind: Literal["public", "key"]) -> object:
     """A stored trial (a dict) as the model of its trial type; models pass through."""
     if not isinstance(value, dict):
         return value
@@ -41,7 +41,7 @@ class PublicTask(Strict):
 
     @field_validator("trials", mode="before")
     @classmethod
-    def _typed_trials(cls, value: Any) -> Any:
+    def _typed_trials(cls, value: object) -> object:
         if isinstance(value, list):
             return [_as_type_model(v, "public") for v in value]
         return value
@@ -54,7 +54,7 @@ class AnswerKey(Strict):
 
     @field_validator("trials", mode="before")
     @classmethod
-    def _typed_trials(cls, value: Any) -> Any:
+    def _typed_trials(cls, value: object) -> object:
         if isinstance(value, list):
             return [_as_type_model(v, "key") for v in value]
         return value

@@ -147,7 +147,10 @@ def page_data(task: PublicTask, config: StudyConfig, image_base_url: str) -> dic
     keys = [key for trial in task.trials for key in trial_image_keys(trial)]
     digests, exts = [], []
     for key in keys:
-        hex_digest, ext = _IMAGE_KEY.match(key).groups()
+        match = _IMAGE_KEY.match(key)
+        if match is None:  # check_public_task refused such a key already
+            raise CrowdkitError(f"task {task.task_id}: image key {key!r} is not a content hash")
+        hex_digest, ext = match.groups()
         digests.append(bytes.fromhex(hex_digest))
         exts.append(ext)
     if len({len(d) for d in digests}) > 1:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -277,7 +278,7 @@ def render_targets(
         chunk = pending.pop(0)
         try:
             done = render_chunk(model, chunk, settings, transform_seed=transform_seed,
-                                on_step=(lambda c=len(chunk): on_step(c)) if on_step else None)
+                                on_step=partial(on_step, len(chunk)) if on_step else None)
         except torch.cuda.OutOfMemoryError:
             if len(chunk) == 1:
                 raise CrowdkitError(

@@ -215,9 +215,10 @@ def _natural_exemplars(
         else:
             todo.append(unit)
 
-    scans = {u.id: store.get("scan", f"{u.slug}", _scan_key(data_key, u, k)) for u in todo}
+    found = {u.id: store.get("scan", f"{u.slug}", _scan_key(data_key, u, k)) for u in todo}
+    scans = {unit_id: record for unit_id, record in found.items() if record is not None}
     dataset_record = store.get("scan", "dataset", data_key)
-    missing = [u for u in todo if scans[u.id] is None]
+    missing = [u for u in todo if u.id not in scans]
     if missing or (todo and dataset_record is None):
         scan = _scan(cfg, model, missing or todo, folder, out, data_key, progress)
         result.scanned_images = len(folder)
@@ -266,7 +267,7 @@ def _scan(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: 
 
 
 def _write_exemplars(
-    cfg: StimuliConfig, units: list[UnitRef], scans: dict[str, dict], folder: ImageFolder,
+    cfg: StimuliConfig, units: list[UnitRef], scans: dict[str, dict[str, Any]], folder: ImageFolder,
     out: Path, progress: Progress,
 ) -> dict[str, NaturalExemplars]:
     """Assign batches and save each chosen crop; each source image is decoded once."""

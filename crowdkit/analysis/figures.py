@@ -9,9 +9,10 @@ for conditions without one (published data sets use their own names) a fixed ext
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,10 @@ import pandas as pd
 from crowdkit import sources
 from crowdkit.analysis.result import Analysis, summary_parts
 from crowdkit.analysis.stats import ALL, OUTCOMES
+
+if TYPE_CHECKING:  # matplotlib itself is imported only when a figure is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 CHANCE = 0.5
 EXTRA_COLORS = ("#519e3e", "#c53a32", "#8d69b8", "#84584e", "#d57dbe", "#bcbc45", "#58bbcc")
@@ -53,16 +58,16 @@ class FigureFile:
     svg: Path
     png_bytes: bytes
 
-def _new_figure(width: float, height: float, columns: int = 1):
+def _new_figure(width: float, height: float, columns: int = 1) -> tuple[Figure, list[Axes]]:
     # Figure objects (not pyplot) render with the Agg canvas and leave no global state.
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), layout="constrained")
     axes = figure.subplots(1, columns, squeeze=False)[0]
-    return figure, axes
+    return figure, list(axes)
 
 
-def _save(figure, out_dir: Path, name: str, title: str, caption: str) -> FigureFile:
+def _save(figure: Figure, out_dir: Path, name: str, title: str, caption: str) -> FigureFile:
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=150)
@@ -71,7 +76,7 @@ def _save(figure, out_dir: Path, name: str, title: str, caption: str) -> FigureF
     return FigureFile(name, title, caption, png, svg, buffer.getvalue())
 
 
-def _accuracy_axis(axis) -> None:
+def _accuracy_axis(axis: Axes) -> None:
     """Proportion correct from 0 to 1 with the chance line, on every accuracy figure."""
     axis.set_ylim(0, 1.02)
     axis.set_ylabel("proportion correct")
@@ -91,7 +96,8 @@ def _error(table: pd.DataFrame, measure: str) -> np.ndarray:
     return np.vstack([below, above])
 
 
-def _bars(axis, x, rows: pd.DataFrame, measure: str, *, capsize: float, **style) -> None:
+def _bars(axis: Axes, x: np.ndarray, rows: pd.DataFrame, measure: str, *, capsize: float,
+          **style: Any) -> None:
     """Bars of `measure` with their 95 % CIs as error bars; a missing value draws nothing."""
     axis.bar(x, rows[measure].fillna(0), **style)
     axis.errorbar(
@@ -101,8 +107,8 @@ def _bars(axis, x, rows: pd.DataFrame, measure: str, *, capsize: float, **style)
 
 
 def _grouped_bars(
-    axis, table: pd.DataFrame, measure: str, column: str, groups: Sequence[str],
-    alphas: Sequence[float], conditions: Sequence[str],
+    axis: Axes, table: pd.DataFrame, measure: str, column: str, groups: Sequence[str],
+    alphas: Iterable[float], conditions: list[str],
 ) -> list[tuple[np.ndarray, pd.DataFrame]]:
     """One bar per condition and group (`column` value), shaded by group; the bars' x and rows."""
     width = 0.8 / len(groups)

@@ -90,12 +90,12 @@ def analyze_file(source: Path | str, by: Iterable[str] | None = ()) -> Analysis:
 def records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts of plain Python values, NaN as None, ready for json.dumps."""
     return [
-        {key: _plain(value) for key, value in row.items()}
+        {str(key): _plain(value) for key, value in row.items()}
         for row in table.to_dict(orient="records")
     ]
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):

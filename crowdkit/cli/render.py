@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 
-from crowdkit.progress import Advance, Logged
+from crowdkit.progress import Advance, Logged, Progress
+
+if TYPE_CHECKING:  # rich's console is imported when something is shown
+    from rich.console import RenderableType
 
 
 def echo(line: str = "") -> None:
@@ -45,7 +48,7 @@ def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def show(renderable: Any) -> None:
+def show(renderable: RenderableType) -> None:
     """A rich renderable (a table, a group) on standard output."""
     from rich.console import Console
 
@@ -84,7 +87,7 @@ def configure_logging(verbose: bool = False) -> None:
     logger.propagate = False
 
 
-def progress(enabled: bool = True) -> Callable[[str, int], AbstractContextManager[Advance]]:
+def progress(enabled: bool = True) -> Progress:
     """The Progress the library gets: bars on a terminal, plain lines in a log, or none."""
     if not enabled:
         from crowdkit.progress import silent

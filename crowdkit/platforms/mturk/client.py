@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from crowdkit.errors import CrowdkitError
@@ -30,6 +30,9 @@ from crowdkit.platforms.base import (
     PlatformError,
     Unreachable,
 )
+
+if TYPE_CHECKING:  # boto3 is imported when a client is made, not with this module
+    from boto3.session import Session
 
 TARGETS = ("local", "sandbox", "live")
 REGION = "us-east-1"
@@ -77,9 +80,9 @@ def mturk_client(
     local_endpoint: str = DEFAULT_LOCAL_ENDPOINT,
     profile: str | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    retry_mode: str = "standard",
-    session: Any = None,
-) -> Any:
+    retry_mode: Literal["legacy", "standard", "adaptive"] = "standard",
+    session: Session | None = None,
+) -> Any:  # boto3's MTurk client: its methods and answers are untyped
     """A boto3 MTurk client for `target`, with retries on throttling and faults.
 
     The local service accepts any credentials; dummy ones are passed so a researcher's
@@ -142,7 +145,8 @@ def require_local_service(local_endpoint: str) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def paginate(call: Callable[..., dict], key: str, **kwargs: Any) -> Iterator[dict]:
+def paginate(call: Callable[..., dict[str, Any]], key: str, **kwargs: Any
+             ) -> Iterator[dict[str, Any]]:
     """Every item of a NextToken-paged MTurk list call, 100 per request.
 
     MTurk answers the page after the last with no items (and possibly a NextToken again),
@@ -158,7 +162,7 @@ def paginate(call: Callable[..., dict], key: str, **kwargs: Any) -> Iterator[dic
         kwargs["NextToken"] = token
 
 
-def mturk_time(value: Any) -> datetime | None:
+def mturk_time(value: object) -> datetime | None:
     """A time as MTurk answered it (a datetime from boto3, epoch seconds, or ISO 8601 text)
     as an aware UTC datetime; None when absent or unreadable. Unmarked times are UTC."""
     if value is None:
@@ -173,7 +177,7 @@ def mturk_time(value: Any) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def iso(value: Any) -> str | None:
+def iso(value: object) -> str | None:
     """MTurk's times as ISO 8601 UTC strings with milliseconds, as the ledger keeps them."""
     when = mturk_time(value)
     if when is None:
