@@ -35,6 +35,7 @@ demo: setup
 
 test: setup browser
 	$(VENV)/bin/ruff check crowdkit stimgen tests benchmarks
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 bench: setup
