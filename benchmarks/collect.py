@@ -25,10 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crowdkit.collect import collect, parse_answer  # noqa: E402
-from crowdkit.platforms.mturk import MTurk  # noqa: E402
 from crowdkit.ledger import Ledger  # noqa: E402
 from crowdkit.localturk import LocalTurk, question_form_answers  # noqa: E402
 from crowdkit.localturk.db import new_id  # noqa: E402
+from crowdkit.platforms.mturk import MTurk  # noqa: E402
 from crowdkit.simulate import SimulationSettings, answer_task, oracle  # noqa: E402
 from crowdkit.templates import page_data, render_question  # noqa: E402
 from tests.collect_helpers import designed_study  # noqa: E402

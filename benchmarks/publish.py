@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crowdkit.platforms import mturk as turk  # noqa: E402
 from crowdkit.design import design_study  # noqa: E402
 from crowdkit.localturk import LocalTurk  # noqa: E402
+from crowdkit.platforms import mturk as turk  # noqa: E402
 from crowdkit.publish import publish  # noqa: E402
 from crowdkit.store import LocalStore  # noqa: E402
 from crowdkit.study import load_study  # noqa: E402

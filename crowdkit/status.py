@@ -7,6 +7,7 @@ while `collect` or `publish` is busy.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -197,10 +198,8 @@ def expire(study: Study, platform: Platform, *, yes: bool = False,
         raise CrowdkitError("not confirmed; no HIT was expired (pass --yes to skip the question)")
     with Ledger.open(study.db_path, write=True, command="crowdkit expire") as ledger:
         for row in hits:
-            try:
+            with contextlib.suppress(NotFound):  # gone already: record it as expired
                 platform.expire_posting(row["hit_id"])
-            except NotFound:
-                pass
             ledger.set_hit_status(row["hit_id"], "expired",
                                   expiration=datetime.now(UTC).isoformat())
     return len(hits)

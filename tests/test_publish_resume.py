@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from crowdkit.platforms import mturk as turk
 from crowdkit.design import design_study
 from crowdkit.ledger import Ledger
 from crowdkit.localturk import FaultConfig, LocalTurk
+from crowdkit.platforms import mturk as turk
 from crowdkit.publish import CRASH_ENV, publish
 from crowdkit.store import LocalStore
 from crowdkit.study import load_study

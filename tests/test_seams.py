@@ -82,7 +82,7 @@ def test_a_made_up_method_runs_through_design_publish_and_analysis(saliency_stud
     fake = FakeMTurk(page_size=100)
     with Ledger.open(study.db_path) as ledger:
         keys = {t.key.task_id: t.key for t in ledger.tasks()}
-    for i, (task_id, key) in enumerate(sorted(keys.items())):
+    for i, (_task_id, key) in enumerate(sorted(keys.items())):
         fake.add(f"HIT{i:04d}", f"AWORKER{i}", payload(key, correct=True))
     collect(study, mturk(study, fake))
     result = analysis.analyze_file(study.root)

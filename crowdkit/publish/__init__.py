@@ -35,8 +35,13 @@ from crowdkit.platforms.base import Platform, PlatformError, Posting
 from crowdkit.progress import Advance, Progress, silent
 from crowdkit.publish.cost import Cost, estimate_cost, format_cost
 from crowdkit.publish.dryrun import Rendered, format_size, render_tasks, write_dry_run
-from crowdkit.publish.plan import HitPlan, plan_hits, request_token, resolve_target, \
-    split_assignments
+from crowdkit.publish.plan import (
+    HitPlan,
+    plan_hits,
+    request_token,
+    resolve_target,
+    split_assignments,
+)
 from crowdkit.store import (
     HttpLocalStore,
     S3Store,

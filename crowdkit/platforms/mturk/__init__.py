@@ -41,7 +41,6 @@ from crowdkit.platforms.mturk.client import (
     preview_url,
     require_local_service,
 )
-from crowdkit.platforms.mturk.question import check_question_size, html_question_xml
 from crowdkit.platforms.mturk.quals import (
     LOCALE,
     MASTERS,
@@ -49,6 +48,7 @@ from crowdkit.platforms.mturk.quals import (
     PERCENT_APPROVED,
     StudyQualifications,
 )
+from crowdkit.platforms.mturk.question import check_question_size, html_question_xml
 from crowdkit.study import StudyConfig
 from crowdkit.units import money_str
 
