@@ -29,7 +29,7 @@ from crowdkit.images import (
     key_for_digest,
     tagged_copy,
 )
-from crowdkit.ledger import Ledger
+from crowdkit.ledger import ImageRecord, Ledger
 from crowdkit.manifest import Manifest, Unit, load_manifest
 from crowdkit.study import DesignSection, Study, StudyConfig
 from crowdkit.tasks import AnswerKey, DesignedTask, PublicTask
@@ -64,9 +64,9 @@ class Design:
     images: dict[str, Path]
     design_hash: str
 
-    def image_records(self, study_root: Path) -> dict[str, dict[str, object]]:
+    def image_records(self, study_root: Path) -> dict[str, ImageRecord]:
         """Rows for the ledger's images table: path relative to the study, size, type."""
-        records = {}
+        records: dict[str, ImageRecord] = {}
         for key, path in self.images.items():
             try:
                 rel = str(path.resolve().relative_to(study_root.resolve()))

@@ -24,11 +24,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from crowdkit.errors import CrowdkitError, LedgerBusy
 from crowdkit.ledger_schema import MIGRATIONS, SCHEMA_VERSION, split_sql
 from crowdkit.tasks import AnswerKey, DesignedTask, PublicTask
+
+
+class ImageRecord(TypedDict):
+    """A row of the images table as a design hands it over: where the file is (relative to
+    the study where it lies inside it), how big it is, and its content type."""
+
+    path: str
+    bytes: int
+    content_type: str
 
 
 def now_iso() -> str:
@@ -185,7 +194,7 @@ class Ledger:
         return self.get_meta("design_hash")
 
     def save_design(
-        self, tasks: list[DesignedTask], images: dict[str, dict[str, Any]], design_hash: str
+        self, tasks: list[DesignedTask], images: dict[str, ImageRecord], design_hash: str
     ) -> bool:
         """Store a design's tasks and images in one transaction.
 

@@ -8,18 +8,22 @@ while `collect` or `publish` is busy.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crowdkit.errors import CrowdkitError
 from crowdkit.ledger import Ledger
 from crowdkit.platforms.base import NotFound, Platform
 from crowdkit.study import Study
 from crowdkit.units import format_duration, money_str
+
+if TYPE_CHECKING:  # rich is imported when a table is drawn
+    from rich.table import Table
 
 STATUS_WORKERS = 8
 COUNTED = ("Submitted", "Approved", "Rejected")
@@ -105,7 +109,7 @@ def study_status(study: Study, platform: Platform, *, now: datetime | None = Non
     return result
 
 
-def _hit_status(platform: Platform, row: Any, now: datetime) -> HitStatus:
+def _hit_status(platform: Platform, row: sqlite3.Row, now: datetime) -> HitStatus:
     state = platform.posting_state(row["hit_id"])
     counts = dict.fromkeys(COUNTED, 0)
     for page in platform.submissions(row["hit_id"]):
@@ -135,7 +139,7 @@ def format_duration_left(seconds: int) -> str:
     return format_duration(seconds - seconds % step)
 
 
-def status_table(status: StudyStatus) -> Any:
+def status_table(status: StudyStatus) -> Table | None:
     """A rich table of the HITs (when there are few enough to read), else None."""
     from rich.table import Table
 
@@ -174,7 +178,7 @@ def status_lines(status: StudyStatus) -> list[str]:
 # ----------------------------------------------------------------------------------------
 
 
-def open_hits(study: Study, target: str) -> list[Any]:
+def open_hits(study: Study, target: str) -> list[sqlite3.Row]:
     """The ledger's HITs of this study and target that have not been expired by crowdkit."""
     with Ledger.open(study.db_path) as ledger:
         return [r for r in ledger.hits(target) if r["hit_id"] and r["status"] == "created"]

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from crowdkit.errors import CrowdkitError
 from crowdkit.files import file_digest
@@ -31,6 +32,7 @@ from crowdkit.trials import registry
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 POLICY_SID = "CrowdkitPublicRead"
 UPLOAD_WORKERS = 8
+T = TypeVar("T")
 MB = 1_000_000
 
 
@@ -62,7 +64,7 @@ class Store(Protocol):
     def describe(self) -> str: ...
 
 
-def images_from_ledger(rows: dict[str, Any], study_root: Path) -> list[Image]:
+def images_from_ledger(rows: dict[str, sqlite3.Row], study_root: Path) -> list[Image]:
     """The ledger's images table as files to host; a missing file is a clear error."""
     images = []
     for key, row in sorted(rows.items()):
@@ -159,7 +161,8 @@ class S3Store:
     """A study's images in an S3 bucket under content-hash keys, readable by anyone."""
 
     def __init__(self, bucket: str, *, prefix: str, study_name: str, region: str = "us-east-1",
-                 client: Any = None, profile: str | None = None,
+                 client: Any = None,  # a boto3 S3 client (made here when None)
+                 profile: str | None = None,
                  workers: int = UPLOAD_WORKERS) -> None:
         if not bucket:
             raise CrowdkitError("[storage] bucket: set the S3 bucket that hosts the images")
@@ -229,7 +232,7 @@ class S3Store:
                     progress(1)
         return result
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except CrowdkitError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,13 +127,13 @@ def tidy_rows(study: str, record: AssignmentRecord) -> list[dict[str, Any]]:
     return rows
 
 
-def study_hits(ledger: Ledger) -> list[Any]:
+def study_hits(ledger: Ledger) -> list[sqlite3.Row]:
     """The HITs the crowd platform knows about: those whose create call returned an id."""
     return [h for h in ledger.hits() if h["hit_id"] is not None]
 
 
-def build_dataset(study: Study, ledger: Ledger, assignments: list[Any] | None = None
-                  ) -> Dataset:
+def build_dataset(study: Study, ledger: Ledger,
+                  assignments: list[sqlite3.Row] | None = None) -> Dataset:
     """Parse every stored assignment and judge it by the study's quality rules.
 
     `assignments` are the ledger's rows when the caller has read them already.
@@ -158,7 +159,8 @@ def build_dataset(study: Study, ledger: Ledger, assignments: list[Any] | None = 
     return Dataset(study=study.name, records=records)
 
 
-def record_parse_results(ledger: Ledger, dataset: Dataset, assignments: list[Any]) -> int:
+def record_parse_results(ledger: Ledger, dataset: Dataset,
+                         assignments: list[sqlite3.Row]) -> int:
     """Write each assignment's parse status to the ledger where it differs from the rows
     `assignments` hold; count the changes."""
     current = {r["assignment_id"]: (r["parse_status"], r["parse_error"]) for r in assignments}

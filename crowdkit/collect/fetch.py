@@ -7,8 +7,8 @@ goes on: one unreachable HIT never stops the others, and nothing stored is lost.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
 
 from crowdkit.collect.dataset import study_hits
 from crowdkit.ledger import Ledger
@@ -29,7 +29,7 @@ class FetchStats:
     errors: list[str] = field(default_factory=list)
 
 
-def hit_is_settled(hit: Any, counts: dict[str, tuple[int, int]]) -> bool:
+def hit_is_settled(hit: sqlite3.Row, counts: dict[str, tuple[int, int]]) -> bool:
     """True when every slot of the HIT holds an approved or rejected assignment.
 
     `counts` is `ledger.assignment_counts()`: stored and final assignments per HIT.
@@ -38,7 +38,7 @@ def hit_is_settled(hit: Any, counts: dict[str, tuple[int, int]]) -> bool:
     return bool(final >= hit["max_assignments"] and final == stored)
 
 
-def platform_hits(ledger: Ledger, platform: Platform) -> list[Any]:
+def platform_hits(ledger: Ledger, platform: Platform) -> list[sqlite3.Row]:
     """The study's HITs on the platform's target."""
     return [h for h in study_hits(ledger) if h["target"] == platform.target]
 
@@ -76,7 +76,7 @@ def _store_page(ledger: Ledger, page: list[Submission], stats: FetchStats) -> No
             setattr(stats, outcome, getattr(stats, outcome) + 1)
 
 
-def grant_participation(ledger: Ledger, platform: Platform, assignments: list[Any],
+def grant_participation(ledger: Ledger, platform: Platform, assignments: list[sqlite3.Row],
                         errors: list[str] | None = None) -> int:
     """Mark every worker with an assignment on the platform's target as a participant
     (`assignments`: the ledger's rows), so nobody takes a second HIT of the study.

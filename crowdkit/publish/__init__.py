@@ -21,12 +21,12 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from crowdkit.design import design_study
 from crowdkit.errors import ConfigError, CrowdkitError
@@ -134,9 +134,9 @@ class _Run:
     platform: Platform
     ledger: Ledger
     tasks: list[DesignedTask]
-    image_rows: dict[str, Any]
+    image_rows: dict[str, sqlite3.Row]  # the ledger's images, by key
     plans: list[HitPlan]
-    recorded: dict[str, Any]
+    recorded: dict[str, sqlite3.Row]  # the ledger's HITs on this target, by request token
     todo: list[HitPlan]
     rendered: Rendered
     result: PublishResult
@@ -222,7 +222,7 @@ def _plan_run(study: Study, platform: Platform, ledger: Ledger, base_url: str,
                 result, progress, max(1, workers))
 
 
-def _row_status(row: Any) -> str | None:
+def _row_status(row: sqlite3.Row | None) -> str | None:
     return None if row is None else str(row["status"])
 
 

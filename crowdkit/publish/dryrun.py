@@ -7,9 +7,9 @@ from disk), one .xml question as the platform would get it, and sizes.csv.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from crowdkit.platforms.base import Platform
 from crowdkit.publish.plan import HitPlan
@@ -27,7 +27,7 @@ class Rendered:
     sizes: dict[str, int]
 
 
-def render_tasks(study: Study, tasks: list[DesignedTask], image_rows: dict[str, Any],
+def render_tasks(study: Study, tasks: list[DesignedTask], image_rows: dict[str, sqlite3.Row],
                  image_base_url: str, platform: Platform) -> Rendered:
     image_bytes = {key: int(row["bytes"]) for key, row in image_rows.items()}
     questions, sizes = {}, {}
@@ -42,7 +42,7 @@ def render_tasks(study: Study, tasks: list[DesignedTask], image_rows: dict[str, 
 
 
 def write_dry_run(study: Study, tasks: list[DesignedTask], plans: list[HitPlan],
-                  image_rows: dict[str, Any], rendered: Rendered) -> Path:
+                  image_rows: dict[str, sqlite3.Row], rendered: Rendered) -> Path:
     """One .html and one .xml per HIT, and sizes.csv with each HIT's download in bytes."""
     out = study.root / "dry-run"
     out.mkdir(parents=True, exist_ok=True)
