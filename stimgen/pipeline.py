@@ -21,6 +21,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,19 @@ OBJECTIVE = (
 )
 
 
+@dataclass
+class _Tally:
+    """What a rendering did, counted as it goes (the StimuliResult's numbers)."""
+
+    scanned_images: int = 0
+    natural_written: int = 0
+    natural_reused: int = 0
+    synthetic_rendered: int = 0
+    synthetic_reused: int = 0
+    contact_sheets: list[Path] = field(default_factory=list)
+    skipped_examples: list[str] = field(default_factory=list)
+
+
 class RecordStore:
     """Finished pieces of work, one JSON file each, valid only under the same key."""
 
@@ -113,14 +127,13 @@ def render_stimuli(
     units = select_units(cfg, model, seed)
     out.mkdir(parents=True, exist_ok=True)
     store = RecordStore(out / CACHE_DIR)
-    result = StimuliResult(manifest=None, manifest_path=job.manifest_path,  # type: ignore[arg-type]
-                           device=str(torch_device))
+    tally = _Tally()
     natural, dataset_info = _natural_exemplars(cfg, model, units, folder, out, store,
-                                               progress, result)
+                                               progress, tally)
     synthetic: dict[str, SyntheticImages] = {}
     if cfg.synthetic.enabled:
         synthetic = _feature_visualizations(cfg, model, units, seed, out, store, progress,
-                                            result)
+                                            tally)
     manifest_units = [
         Unit(id=u.id, layer=u.layer, channel=u.channel, label=u.label,
              selection=u.selection, natural=natural[u.id], synthetic=synthetic.get(u.id))
@@ -132,7 +145,7 @@ def render_stimuli(
             for ref, unit in zip(units, manifest_units, strict=True):
                 path = write_contact_sheet(unit, out, out / "contact_sheets" / f"{ref.slug}.png")
                 sheets[unit.id] = path.relative_to(out).as_posix()
-                result.contact_sheets.append(path)
+                tally.contact_sheets.append(path)
                 advance(1)
     manifest = Manifest(
         generator=f"{GENERATOR} {_version()}",
@@ -157,9 +170,12 @@ def render_stimuli(
         },
     )
     write_manifest(manifest, job.manifest_path)
-    result.manifest = manifest
-    result.seconds = time.monotonic() - started
-    return result
+    return StimuliResult(
+        manifest=manifest, manifest_path=job.manifest_path, device=str(torch_device),
+        seconds=time.monotonic() - started, scanned_images=tally.scanned_images,
+        natural_written=tally.natural_written, natural_reused=tally.natural_reused,
+        synthetic_rendered=tally.synthetic_rendered, synthetic_reused=tally.synthetic_reused,
+        contact_sheets=tally.contact_sheets, skipped_examples=tally.skipped_examples)
 
 
 def _refuse_foreign_manifest(path: Path) -> None:
@@ -199,7 +215,7 @@ def _dataset(cfg: StimuliConfig, root: Path) -> ImageFolder:
 
 def _natural_exemplars(
     cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: ImageFolder,
-    out: Path, store: RecordStore, progress: Progress, result: StimuliResult,
+    out: Path, store: RecordStore, progress: Progress, tally: _Tally,
 ) -> tuple[dict[str, NaturalExemplars], DatasetInfo]:
     k = cfg.images_per_side
     data_key = fingerprint({"model": model.fingerprint(), "dataset": folder.fingerprint()})
@@ -211,7 +227,7 @@ def _natural_exemplars(
         record = store.get("natural", unit.slug, natural_key)
         if record and _files_intact(out, record["natural"]):
             natural[unit.id] = NaturalExemplars.model_validate(record["natural"])
-            result.natural_reused += 1
+            tally.natural_reused += 1
         else:
             todo.append(unit)
 
@@ -221,7 +237,7 @@ def _natural_exemplars(
     missing = [u for u in todo if u.id not in scans]
     if missing or (todo and dataset_record is None):
         scan = _scan(cfg, model, missing or todo, folder, out, data_key, progress)
-        result.scanned_images = len(folder)
+        tally.scanned_images = len(folder)
         dataset_record = {"n_skipped": scan.n_skipped, "skipped": scan.skipped}
         store.put("scan", "dataset", data_key, dataset_record)
         for unit in missing or todo:
@@ -229,14 +245,14 @@ def _natural_exemplars(
             store.put("scan", unit.slug, _scan_key(data_key, unit, k), scans[unit.id])
     if dataset_record is None:  # everything reused, but the dataset record went missing
         dataset_record = {"n_skipped": 0, "skipped": []}
-    result.skipped_examples = list(dataset_record.get("skipped", []))
+    tally.skipped_examples = list(dataset_record.get("skipped", []))
 
     if todo:
         natural.update(_write_exemplars(cfg, todo, scans, folder, out, progress))
         for unit in todo:
             store.put("natural", unit.slug, natural_key,
                       {"natural": natural[unit.id].model_dump(mode="json", exclude_none=True)})
-        result.natural_written = len(todo)
+        tally.natural_written = len(todo)
     info = DatasetInfo(root=str(cfg.dataset), n_images=len(folder),
                        n_skipped=int(dataset_record["n_skipped"]), preprocessing=PREPROCESSING)
     return natural, info
@@ -370,7 +386,7 @@ def _files_intact(out: Path, block: dict[str, Any]) -> bool:
 
 def _feature_visualizations(
     cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], seed: int, out: Path,
-    store: RecordStore, progress: Progress, result: StimuliResult,
+    store: RecordStore, progress: Progress, tally: _Tally,
 ) -> dict[str, SyntheticImages]:
     settings = RenderSettings.from_dict(cfg.synthetic.settings())
     transform_seed = derive_seed(seed, "synthetic-transforms")
@@ -389,7 +405,7 @@ def _feature_visualizations(
             record = store.get("synthetic", f"{unit.slug}-{direction}", key)
             if record and _files_intact(out, {"max": record["images"]}):
                 records[(unit.id, direction)] = record
-                result.synthetic_reused += 1
+                tally.synthetic_reused += 1
             else:
                 todo.append(RenderTarget(unit.id, unit.layer, unit.channel, direction, init_seed))
 
@@ -408,7 +424,7 @@ def _feature_visualizations(
                     store.put("synthetic", f"{unit.slug}-{group.target.direction}",
                               keys[(unit.id, group.target.direction)], record)
                     records[(unit.id, group.target.direction)] = record
-                    result.synthetic_rendered += 1
+                    tally.synthetic_rendered += 1
 
     synthetic = {}
     for unit in units:
