@@ -116,7 +116,7 @@ def answer_fields(answer_xml: str | None) -> dict[str, str]:
     return fields
 
 
-def _local(tag: Any) -> str:
+def _local(tag: object) -> str:  # ElementTree's comments and PIs have a function as tag
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
@@ -124,7 +124,7 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def decode_data(text: str) -> Any:
+def decode_data(text: str) -> Any:  # any JSON value: validate_payload checks it
     """The `data` field's JSON, also when the page or a proxy HTML-escaped it."""
     candidates = [text]
     unescaped = html.unescape(text)
@@ -156,7 +156,7 @@ def parse_answer(answer_xml: str | None, key: AnswerKey) -> ParsedAnswer:
                                                 f"{type(exc).__name__}: {exc}"))
 
 
-def validate_payload(data: Any, key: AnswerKey | None = None) -> Payload:
+def validate_payload(data: object, key: AnswerKey | None = None) -> Payload:
     """The Payload model, strictly: no coercion of "3" to 3, no extra fields, no markup.
 
     With `key`, each answer is validated by its own trial's type (crowdkit.payload).
@@ -188,7 +188,7 @@ def _describe(exc: ValidationError) -> AnswerProblem:
     return AnswerProblem(ProblemKind.WRONG_TYPES, f"{where}: {err['msg']}")
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -14,12 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from crowdkit.errors import CrowdkitError
 from crowdkit.progress import Progress, silent
 from crowdkit.study import STUDY_FILE, Study, load_study
+
+if TYPE_CHECKING:  # each step imports what it runs, when it runs
+    from crowdkit.localturk import LocalTurk
+    from crowdkit.platforms.base import Platform
+    from crowdkit.review import ReviewPlan
 
 LOG = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ class DemoResult:
     worker_url: str = ""
     hits: int = 0
     random_weights: bool = True
-    summary: list[dict[str, Any]] = field(default_factory=list)
+    summary: list[dict[str, Any]] = field(default_factory=list)  # the analysis' JSON rows
 
 
 def run_demo(
@@ -138,7 +143,7 @@ def _stimuli(study: Study, result: DemoResult, progress: Progress) -> None:
     result.random_weights = rendered.manifest.model.random_weights
 
 
-def _publish(study: Study, turk: Any, platform: Any, result: DemoResult,
+def _publish(study: Study, turk: LocalTurk, platform: Platform, result: DemoResult,
              progress: Progress) -> None:
     from crowdkit.publish import publish
     from crowdkit.store import LocalStore
@@ -151,7 +156,7 @@ def _publish(study: Study, turk: Any, platform: Any, result: DemoResult,
     result.hits = published.hits_total
 
 
-def _simulate(study: Study, turk: Any, participants: int, progress: Progress) -> None:
+def _simulate(study: Study, turk: LocalTurk, participants: int, progress: Progress) -> None:
     from crowdkit.simulate import SimulationSettings, simulate
 
     careless = 1 if participants >= 4 else 0
@@ -162,7 +167,7 @@ def _simulate(study: Study, turk: Any, participants: int, progress: Progress) ->
     _details(simulate(study, settings, endpoint=turk.base_url, progress=progress).summary())
 
 
-def _collect_and_review(study: Study, platform: Any) -> None:
+def _collect_and_review(study: Study, platform: Platform) -> None:
     from crowdkit.collect import collect
     from crowdkit.review import review
 
@@ -172,7 +177,7 @@ def _collect_and_review(study: Study, platform: Any) -> None:
     for line in collected.warnings:
         LOG.warning(line)
     _details(collected.summary())
-    def show_plan(plan: Any) -> None:
+    def show_plan(plan: ReviewPlan) -> None:
         for line in plan.warnings:
             LOG.warning(line)
         _details(plan.describe())

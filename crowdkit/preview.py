@@ -33,6 +33,7 @@ from crowdkit.templates import (
     render_task_html,
     trial_image_keys,
 )
+from crowdkit.trials.base import ResponseBase
 
 FAKE_WORKER_ID = "APREVIEWWORKER0000"
 FAKE_HIT_ID = "3PREVIEWHIT000000000000000000"
@@ -279,9 +280,9 @@ def _submission_page(submission: Submission) -> bytes:
     return "".join(parts).encode()
 
 
-def _answer_text(response: object) -> str:
+def _answer_text(response: ResponseBase) -> str:
     """What an answer says besides its id, round and time (2-AFC: response and confidence)."""
-    fields = response.model_dump(exclude={"trial_id", "round", "rt_ms"})  # type: ignore[attr-defined]
+    fields = response.model_dump(exclude={"trial_id", "round", "rt_ms"})
     return ", ".join(f"{name} {value}" for name, value in fields.items())
 
 

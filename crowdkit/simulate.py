@@ -120,7 +120,7 @@ def page_task(page_html: str) -> dict[str, Any]:
     return json.loads(match.group(1))
 
 
-def answer_task(task: dict[str, Any], truth: dict[str, str], kind: str,
+def answer_task(task: dict[str, Any], truth: dict[str, object], kind: str,
                 settings: SimulationSettings, rng: random.Random) -> dict[str, Any]:
     """The payload a participant of `kind` submits for the page's task.
 
@@ -191,10 +191,10 @@ def tamper(payload: dict[str, Any], kind: str, rng: random.Random) -> dict[str, 
     return payload
 
 
-def oracle(ledger: Ledger) -> dict[str, Any]:
+def oracle(ledger: Ledger) -> dict[str, object]:
     """Trial id -> the right answer (its type's `truth`: for 2-AFC, the max query's
     position), plus "catch:<id>" markers, from the ledger."""
-    truth: dict[str, Any] = {}
+    truth: dict[str, object] = {}
     for task in ledger.tasks():
         for trial in task.key.trials:
             truth[trial.trial_id] = registry.get(trial.type).truth(trial)
@@ -207,7 +207,7 @@ def worker_id(seed: int, index: int) -> str:
     return f"ASIM{seed % 10_000:04d}W{index:05d}"
 
 
-def run_simulation(site: WorkerSite, study_hit_ids: set[str], truth: dict[str, Any],
+def run_simulation(site: WorkerSite, study_hit_ids: set[str], truth: dict[str, object],
                    settings: SimulationSettings,
                    on_worker: Callable[[], None] | None = None,
                    country: str | None = "US") -> SimulationResult:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from crowdkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from crowdkit.manifest import ExemplarBatch, ImageRef, ImageSet, Manifest, Unit
+    from crowdkit.manifest import ExemplarBatch, ImageRef, ImageSet, Manifest, MethodInfo, Unit
 
 MIN_MAX = "min+max"
 
@@ -151,10 +151,10 @@ def sources_for(manifest: Manifest) -> list[ReferenceSource]:
     Returns every registered source, the manifest's included. A method with a description in
     the manifest's `methods` takes its label from there.
     """
-    methods = dict(manifest.methods)
+    methods: dict[str, MethodInfo | None] = dict(manifest.methods)
     for unit in manifest.units:
         for method in unit.references:
-            methods.setdefault(method, None)  # type: ignore[arg-type]
+            methods.setdefault(method, None)
     for method, info in methods.items():
         if method in _REGISTRY and not isinstance(_REGISTRY[method], ImageSetSource):
             continue

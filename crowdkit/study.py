@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -32,8 +32,9 @@ STUDY_FILE = "study.toml"
 CONDITIONS = ("natural", "synthetic", "none")
 
 
-def _fraction(value: Any) -> float:
-    """Accept 0.667 or "2/3" for thresholds that are naturally fractions."""
+def _fraction(value: object) -> object:
+    """Accept 0.667 or "2/3" for thresholds that are naturally fractions (anything else goes
+    on to pydantic's float validation as it came)."""
     if isinstance(value, str) and "/" in value:
         try:
             return float(Fraction(value.replace(" ", "")))
@@ -284,7 +285,7 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel]) -> l
     return lines
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
+def _format_loc(loc: tuple[int | str, ...]) -> str:
     if not loc:
         return "(top level)"
     section, *rest = [str(p) for p in loc]
@@ -293,9 +294,9 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return f"[{section}] " + ".".join(rest)
 
 
-def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
     """The field names of the (nested) model at `loc`, for "did you mean" hints."""
-    current: Any = model
+    current: object = model  # a model class, or whatever annotation a field has
     for part in loc:
         fields = getattr(current, "model_fields", None)
         if not fields or part not in fields:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
@@ -14,7 +14,7 @@ _MONEY = re.compile(r"^\d+(\.\d{1,2})?$")
 CENT = Decimal("0.01")
 
 
-def parse_duration(value: Any) -> int:
+def parse_duration(value: object) -> int:
     """Turn "45m", "3d", "1h30m" or "90s" into whole seconds.
 
     Plain numbers are refused on purpose: "3" could mean seconds, minutes or days.
@@ -40,7 +40,7 @@ def format_duration(seconds: int) -> str:
     return "".join(out)
 
 
-def parse_money(value: Any) -> Decimal:
+def parse_money(value: object) -> Decimal:
     """Turn a decimal string such as "1.25" into an exact Decimal (USD).
 
     Floats are refused: 0.1 + 0.2 is not 0.3, and money must add up to the cent.

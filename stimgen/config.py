@@ -78,7 +78,7 @@ class SyntheticConfig(BaseModel):
             )
         return self
 
-    def resolved(self, key: str) -> Any:
+    def resolved(self, key: str) -> Any:  # a number or a list: each setting has its own type
         """The value in force for `key`: the explicit one, else the preset's."""
         value = getattr(self, key)
         return PRESETS[self.preset][key] if value is None else value
@@ -119,7 +119,7 @@ class StimuliConfig(BaseModel):
 
     @field_validator("units", mode="before")
     @classmethod
-    def _strip(cls, value: Any) -> Any:
+    def _strip(cls, value: object) -> object:
         if isinstance(value, list):
             return [v.strip() if isinstance(v, str) else v for v in value]
         return value

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fingerprint(value: Any) -> str:
+def fingerprint(value: object) -> str:
     """A stable hash of JSON-serialisable settings: equal inputs give equal cache keys."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def derive_seed(*parts: Any) -> int:
+def derive_seed(*parts: object) -> int:
     """A 32-bit seed from a base seed and names, so each unit and direction has its own.
 
     Derived seeds do not depend on which other units are rendered alongside, which is what

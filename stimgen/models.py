@@ -284,6 +284,8 @@ class _RedirectedReLU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        # torch's stubs give backward the forward's FunctionCtx, which has no saved_tensors;
+        # the ctx autograd passes in at run time does
         (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
         return torch.where(x < 0, grad * 1e-1, grad)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,7 +113,7 @@ def _as_bool(values: pd.Series, column: str, name: str, missing_as: bool | None)
     if pd.api.types.is_bool_dtype(values) and not values.isna().any():
         return values.astype(bool)
 
-    def parse(value: Any) -> bool | None:
+    def parse(value: object) -> bool | None:
         if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
             return missing_as
         if isinstance(value, bool | np.bool_):

@@ -19,6 +19,7 @@ import pandas as pd
 from crowdkit.analysis.load import load_trials, parse_by, trials_file
 from crowdkit.analysis.stats import (
     ALL,
+    ParticipantCounts,
     accuracy_table,
     catch_accuracy,
     compare_conditions,
@@ -39,7 +40,7 @@ class Analysis:
     source: str
     by: list[str]
     design: str
-    participants: dict[str, Any]
+    participants: ParticipantCounts
     summary: pd.DataFrame
     catch: pd.DataFrame
     rt_confidence: pd.DataFrame

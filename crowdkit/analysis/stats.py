@@ -14,7 +14,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -63,7 +63,15 @@ def main_trials(trials: pd.DataFrame) -> pd.DataFrame:
     return kept[kept["phase"] == MAIN]
 
 
-def participant_counts(trials: pd.DataFrame) -> dict[str, Any]:
+class ParticipantCounts(TypedDict):
+    """Who is analysed: participants included, excluded, and each rule's exclusions."""
+
+    included: int
+    excluded: int
+    exclusion_reasons: dict[str, int]
+
+
+def participant_counts(trials: pd.DataFrame) -> ParticipantCounts:
     """How many participants are analysed and how many were left out, with the reasons.
 
     `exclusion_reasons` counts each rule once per excluded assignment (per participant when
@@ -326,7 +334,7 @@ def _groups(table: pd.DataFrame, groups: Sequence[str]) -> Iterable[tuple[tuple,
         yield (key if isinstance(key, tuple) else (key,)), group
 
 
-def _natural_key(value: Any) -> tuple:
+def _natural_key(value: object) -> tuple[object, ...]:
     """Sort "layer_2" before "layer_10", numbers numerically, missing values last."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return (2,)
@@ -335,10 +343,10 @@ def _natural_key(value: Any) -> tuple:
     parts = re.split(r"(\d+)", str(value))
     return (1, tuple((0, int(part)) if part.isdigit() else (1, part) for part in parts))
 
-def _sort_key(column: str, values: pd.Series) -> Callable[[Any], Any]:
+def _sort_key(column: str, values: pd.Series) -> Callable[[object], tuple[object, ...]]:
     if column == "condition":
         ordered = sources.order(list(values))
-        order = {condition: index for index, condition in enumerate(ordered)}
+        order: dict[object, int] = {c: index for index, c in enumerate(ordered)}
         return lambda value: (order.get(value, len(order)),)
     if column == "expert_level":
         return lambda value: (

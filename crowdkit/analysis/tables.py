@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from crowdkit.analysis.result import Analysis, summary_parts
-from crowdkit.analysis.stats import ACCURACY_COLUMNS
+from crowdkit.analysis.stats import ACCURACY_COLUMNS, ParticipantCounts
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -89,7 +89,7 @@ def terminal_text(analysis: Analysis, report: Path | None = None) -> str:
     return "\n\n".join(parts)
 
 
-def reasons_text(counts: dict[str, Any]) -> str:
+def reasons_text(counts: ParticipantCounts) -> str:
     """The "(rule: n, ...)" after the excluded count, or "" when no reasons were recorded."""
     reasons = counts.get("exclusion_reasons") or {}
     return f" ({', '.join(f'{k}: {v}' for k, v in reasons.items())})" if reasons else ""
@@ -124,13 +124,13 @@ def text_tables(analysis: Analysis) -> list[tuple[str, pd.DataFrame]]:
     ]
 
 
-def _number(value: Any, digits: int = 3) -> str:
+def _number(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value:.{digits}f}"
 
 
-def _interval(low: Any, high: Any, digits: int = 3) -> str:
+def _interval(low: float | None, high: float | None, digits: int = 3) -> str:
     if low is None or high is None or math.isnan(low) or math.isnan(high):
         return "–"
     return f"[{low:.{digits}f}, {high:.{digits}f}]"

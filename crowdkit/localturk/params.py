@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 from crowdkit.localturk.errors import RequestError, missing, out_of_range
 from crowdkit.localturk.fees import CENT
@@ -21,6 +21,7 @@ _MONEY = re.compile(r"^[0-9]+(\.)?[0-9]{0,2}$")
 
 # A request's parameters are its JSON body: any JSON value under each name, checked here.
 Params = dict[str, Any]
+R = TypeVar("R")  # a listed item: a row, or a (position, row) pair
 
 
 def required(params: Params, name: str) -> Any:  # a JSON value: the caller checks its type
@@ -102,7 +103,7 @@ def page(params: Params, scope: str) -> tuple[int, int]:
                            "AWS.MechanicalTurk.InvalidPaginationToken") from exc
 
 
-def next_token(scope: str, rows: list[Any], size: int, key: Callable[[Any], object]
+def next_token(scope: str, rows: list[R], size: int, key: Callable[[R], object]
                ) -> dict[str, str]:
     if len(rows) <= size:
         return {}

@@ -11,7 +11,8 @@ from crowdkit.platforms.base import Platform
 from crowdkit.study import Study
 
 
-def open_platform(study: Study, target: str | None = None, *, client: Any = None) -> Platform:
+def open_platform(study: Study, target: str | None = None, *,
+                  client: Any = None) -> Platform:  # client: whatever the platform's SDK makes
     """The study's crowd platform at `target` (default: the study's configured target).
 
     `client` passes in an already made client of the platform's SDK (tests and the demo

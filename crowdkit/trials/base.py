@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 if TYPE_CHECKING:
     from crowdkit.images import ImageRegistry
@@ -47,7 +54,8 @@ class _Typed(Strict):
     type: str = DEFAULT_TYPE
 
     @model_serializer(mode="wrap")
-    def _drop_default_type(self, handler: Any, info: SerializationInfo) -> Any:
+    def _drop_default_type(self, handler: SerializerFunctionWrapHandler,
+                           info: SerializationInfo) -> Any:  # pydantic reads this: keep Any
         data = handler(self)
         if isinstance(data, dict) and data.get("type") == DEFAULT_TYPE:
             data.pop("type")
@@ -182,12 +190,12 @@ class TrialType:
         """This type's columns of the tidy row of one answer."""
         raise NotImplementedError
 
-    def truth(self, key: TrialKeyBase) -> Any:
+    def truth(self, key: TrialKeyBase) -> object:
         """The right answer, as a simulated participant's oracle knows it (never sent out);
-        None when the trial has no right answer."""
+        None when the trial has no right answer. Only the type's own `simulate` reads it."""
         raise NotImplementedError
 
-    def simulate(self, item: dict[str, Any], answer: Any, is_catch: bool,
+    def simulate(self, item: dict[str, Any], answer: object, is_catch: bool,
                  participant: SimulatedParticipant, rng: random.Random) -> dict[str, Any]:
         """The response a simulated participant gives to a page item, knowing the right
         `answer` (practice trials carry theirs in the page item)."""

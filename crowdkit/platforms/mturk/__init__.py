@@ -68,6 +68,8 @@ class MTurk:
 
     name = "mturk"
 
+    # `client` is boto3's MTurk client: boto3 types neither its methods nor their answers,
+    # and so the HIT and assignment dicts below are `dict[str, Any]` too
     def __init__(self, config: StudyConfig, target: str, *, client: Any = None) -> None:
         self.config = config
         self.target = check_target(target)

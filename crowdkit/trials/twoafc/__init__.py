@@ -39,6 +39,7 @@ from crowdkit.trials.base import (
 )
 
 Position = Literal["top", "bottom"]
+KeyPhase = Literal["practice", "main", "catch"]
 
 
 class References(Strict):
@@ -67,7 +68,7 @@ class PublicTrial(PublicTrialBase):
 
 
 class TrialKey(TrialKeyBase):
-    phase: Literal["practice", "main", "catch"]
+    phase: KeyPhase
     max_position: Position
     reference_mode: str
     n_references: int
@@ -182,7 +183,7 @@ class TwoAFC(TrialType):
             feedback=Feedback(correct=cast(Position, max_pos)) if practice else None,
         )
         key = TrialKey(
-            trial_id=trial_id, trial_index=index, phase=cast(Any, slot.phase),
+            trial_id=trial_id, trial_index=index, phase=cast(KeyPhase, slot.phase),
             condition=slot.condition, block=slot.block, unit_id=unit.id, layer=unit.layer,
             channel=unit.channel, unit_label=unit.label, unit_selection=unit.selection,
             batch=batch.index, max_position=cast(Position, max_pos),
@@ -240,10 +241,10 @@ class TwoAFC(TrialType):
 
     # -- simulated participants ----------------------------------------------------------
 
-    def truth(self, key: TrialKeyBase) -> Any:
+    def truth(self, key: TrialKeyBase) -> Position:
         return _key(key).max_position
 
-    def simulate(self, item: dict[str, Any], answer: Any, is_catch: bool,
+    def simulate(self, item: dict[str, Any], answer: object, is_catch: bool,
                  participant: SimulatedParticipant, rng: random.Random) -> dict[str, Any]:
         right = str(answer or item.get("answer", "top"))
         if participant.kind == "same-side":
