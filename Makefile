@@ -42,4 +42,4 @@ bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean:
-	rm -rf $(VENV) demo-study .pytest_cache
+	rm -rf $(VENV) demo-study .pytest_cache .mypy_cache
