@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from crowdkit.errors import CrowdkitError
 from crowdkit.progress import Progress, silent
 from crowdkit.study import STUDY_FILE, Study, load_study
+from crowdkit.units import plural
 
 if TYPE_CHECKING:  # each step imports what it runs, when it runs
     from crowdkit.localturk import LocalTurk
@@ -75,7 +76,6 @@ def run_demo(
     started = time.monotonic()
     result = DemoResult(study_dir=directory)
     study = _study(directory, small)
-    _sample_images(study)
     _stimuli(study, result, progress)
 
     port = _port(study) if port is None else port
@@ -95,18 +95,27 @@ def run_demo(
 
 
 def _study(directory: Path, small: bool) -> Study:
-    from crowdkit.examples import init_study
+    """The demo's study: created from the quickstart (sample images included) if needed."""
+    from crowdkit.examples import create_study
 
     if (directory / STUDY_FILE).exists():
         LOG.info("[1/8] using the study in %s (delete the directory to start afresh)",
                  directory)
+        study = load_study(directory)
+        _sample_images(study)
+        return study
+    created = create_study(directory, "quickstart")
+    path = created.study_toml
+    if small:
+        path.write_text(shrink(path.read_text(encoding="utf-8")), encoding="utf-8")
+    LOG.info("[1/8] created %s from examples/quickstart%s", path, " (small)" if small else "")
+    study = load_study(directory)
+    if created.sample_dir is None:
+        _sample_images(study)
     else:
-        path = init_study(directory, "quickstart")
-        if small:
-            path.write_text(shrink(path.read_text(encoding="utf-8")), encoding="utf-8")
-        LOG.info("[1/8] created %s from examples/quickstart%s", path,
-                 " (small)" if small else "")
-    return load_study(directory)
+        LOG.info("[2/8] natural images: wrote %d crops of the photographs scikit-learn ships "
+                 "to %s", created.sample_images, created.sample_dir)
+    return study
 
 
 def shrink(toml_text: str) -> str:
@@ -160,8 +169,8 @@ def _simulate(study: Study, turk: LocalTurk, participants: int, progress: Progre
     from crowdkit.simulate import SimulationSettings, simulate
 
     careless = 1 if participants >= 4 else 0
-    LOG.info("[6/8] %d simulated participants take the HITs over HTTP (%d careless) ...",
-             participants, careless)
+    LOG.info("[6/8] %s take the HITs over HTTP (%d careless) ...",
+             plural(participants, "simulated participant"), careless)
     settings = SimulationSettings(participants=participants, careless=careless, fraudulent=0,
                                   seed=study.config.study.seed)
     _details(simulate(study, settings, endpoint=turk.base_url, progress=progress).summary())
@@ -208,9 +217,10 @@ def _closing_lines(result: DemoResult, serve: bool, seconds: int) -> None:
     else:
         db = result.study_dir / LOCALTURK_DB
         files = result.study_dir / LOCALTURK_FILES
-        LOG.info("take a HIT yourself: run `crowdkit demo %s --serve` (or `crowdkit serve "
-                 "--db %s --files-dir %s`) and open %s", result.study_dir, db, files,
-                 result.worker_url)
+        port = urlparse(result.worker_url).port
+        LOG.info("take a HIT yourself: run `crowdkit demo %s --serve --port %s` (or `crowdkit "
+                 "serve --port %s --db %s --files-dir %s`) and open %s", result.study_dir, port,
+                 port, db, files, result.worker_url)
 
 
 def _details(text: str) -> None:

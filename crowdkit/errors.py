@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class CrowdkitError(Exception):
     """A problem the user can fix: bad input, a missing file, a refused action.
@@ -27,3 +30,13 @@ class LedgerBusy(CrowdkitError):
     """Another crowdkit process holds the study's write lock."""
 
     exit_code = 3
+
+
+class NotConfirmed(CrowdkitError):
+    """The user answered no (or nothing) to a confirmation: nothing was done."""
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """" (did you mean 'sandbox'?)" for the choice closest to a mistyped `value`, else ""."""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

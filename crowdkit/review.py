@@ -36,7 +36,7 @@ from crowdkit.platforms.base import AlreadyDone, Platform, PlatformError
 from crowdkit.progress import Progress, silent
 from crowdkit.quality import AssignmentRecord
 from crowdkit.study import Study
-from crowdkit.units import money_str
+from crowdkit.units import money_str, plural
 
 
 @dataclass
@@ -163,10 +163,11 @@ class ReviewResult:
     failures: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = (f"approved {self.approved}, rejected {self.rejected}, sent {self.bonuses} "
-                f"bonuses (${money_str(self.paid)})")
+        text = (f"approved {self.approved}, rejected {self.rejected}, sent "
+                f"{plural(self.bonuses, 'bonus', 'bonuses')} (${money_str(self.paid)})")
         if self.failures:
-            text += f"; {len(self.failures)} calls failed (run review again to retry)"
+            text += (f"; {plural(len(self.failures), 'call')} failed (run review again to "
+                     "retry)")
         return text
 
 

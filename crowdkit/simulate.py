@@ -41,6 +41,7 @@ from crowdkit.progress import Progress, silent
 from crowdkit.study import Study
 from crowdkit.trials import registry
 from crowdkit.trials.base import DEFAULT_TYPE, SimulatedParticipant
+from crowdkit.units import plural
 
 CARELESS_KINDS = ("same-side", "fast", "catch-fail")
 FRAUD_KINDS = ("extra-field", "unknown-trial", "duplicate-trial", "confidence-7",
@@ -101,7 +102,7 @@ class SimulationResult:
 
     def summary(self) -> str:
         kinds = Counter(a.kind for a in self.submitted)
-        text = f"{len(self.submitted)} simulated participants submitted (" + ", ".join(
+        text = plural(len(self.submitted), "simulated participant") + " submitted (" + ", ".join(
             f"{n} {k}" for k, n in sorted(kinds.items())) + ")"
         if self.no_hit:
             text += f"; {len(self.no_hit)} found no HIT left to take"

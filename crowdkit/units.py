@@ -1,4 +1,5 @@
-"""Value types of study.toml: durations ("45m", "3d") and money ("1.25", never a float)."""
+"""Value types of study.toml: durations ("45m", "3d") and money ("1.25", never a float);
+and counts spelt for people ("1 assignment", "2 assignments")."""
 
 from __future__ import annotations
 
@@ -68,3 +69,12 @@ def money_str(amount: Decimal) -> str:
 
 Duration = Annotated[int, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 Money = Annotated[Decimal, BeforeValidator(parse_money), PlainSerializer(money_str)]
+
+
+def plural(n: int, singular: str, plural_form: str | None = None) -> str:
+    """"1 assignment", "2 assignments", "0 HITs": a count with its noun in the right number.
+
+    `plural_form` is for nouns that do not just take an "s" ("1 query", "2 queries").
+    """
+    word = singular if n == 1 else (plural_form or singular + "s")
+    return f"{n} {word}"

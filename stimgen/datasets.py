@@ -30,10 +30,18 @@ DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError,
                   Image.DecompressionBombError)
 
 
+# How to get a dataset, for the errors about a missing one.
+GET_A_DATASET = (
+    "point [stimuli] dataset at a folder of natural images (the paper used ImageNet's "
+    "validation set, 50,000 images, from image-net.org); to try crowdkit out, "
+    "`crowdkit init NEW_DIR` writes 60 sample photographs into NEW_DIR/images"
+)
+
+
 def list_images(root: Path) -> list[str]:
     """Image files under `root`, as sorted relative POSIX paths (ImageNet's val layout works)."""
     if not root.is_dir():
-        raise ConfigError(f"[stimuli] dataset: {root} is not a directory")
+        raise ConfigError(f"[stimuli] dataset: {root} is not a directory; {GET_A_DATASET}")
     found: list[str] = []
     for directory, subdirs, files in os.walk(root, followlinks=True):
         subdirs.sort()
@@ -44,7 +52,7 @@ def list_images(root: Path) -> list[str]:
     if not found:
         raise ConfigError(
             f"[stimuli] dataset: no images in {root} (looked for "
-            f"{', '.join(sorted(IMAGE_EXTENSIONS))}, in sub-folders too)"
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}, in sub-folders too); {GET_A_DATASET}"
         )
     return found
 

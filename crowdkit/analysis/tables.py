@@ -15,6 +15,7 @@ import pandas as pd
 
 from crowdkit.analysis.result import Analysis, summary_parts
 from crowdkit.analysis.stats import ACCURACY_COLUMNS, ParticipantCounts
+from crowdkit.units import plural
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -30,7 +31,8 @@ def headline(analysis: Analysis) -> str:
 
     counts = analysis.participants
     return (
-        f"[bold]{escape(analysis.source)}[/bold]: {counts['included']} participants analysed, "
+        f"[bold]{escape(analysis.source)}[/bold]: "
+        f"{plural(counts['included'], 'participant')} analysed, "
         f"{counts['excluded']} excluded{reasons_text(counts)}; "
         f"design: {analysis.design} participants"
     )
@@ -73,7 +75,7 @@ def terminal_output(analysis: Analysis, report: Path | None = None) -> Group:
 def plain_headline(analysis: Analysis) -> str:
     """The headline without markup: the source, who was analysed, and the design."""
     counts = analysis.participants
-    return (f"{analysis.source}: {counts['included']} participants analysed, "
+    return (f"{analysis.source}: {plural(counts['included'], 'participant')} analysed, "
             f"{counts['excluded']} excluded{reasons_text(counts)}; "
             f"design: {analysis.design} participants")
 

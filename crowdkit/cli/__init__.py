@@ -13,22 +13,69 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer import _click as click
+from typer.core import TyperGroup
 
 from crowdkit.cli import render
-from crowdkit.errors import ConfigError, CrowdkitError
+from crowdkit.errors import ConfigError, CrowdkitError, NotConfirmed
+from crowdkit.units import plural
 
 if TYPE_CHECKING:
     from crowdkit.platforms.base import Platform
     from crowdkit.study import Study
 
+class _FullSummaries(TyperGroup):
+    """`crowdkit --help` lists each command with its whole summary, never cut at "...".
+
+    Click shortens a command's first paragraph to fit one line; a researcher choosing a
+    command needs all of it, so long summaries wrap instead.
+    """
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                summary = command.short_help or (command.help or "").split("\n\n")[0]
+                rows.append((name, " ".join(summary.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="crowdkit",
     help="Run human psychophysics studies of CNN explanations on Mechanical Turk.",
+    cls=_FullSummaries,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crowdkit")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "dev"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        render.echo(f"crowdkit {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print crowdkit's version and exit.", is_eager=True,
+        callback=_show_version)] = False,
+) -> None:
+    """Run human psychophysics studies of CNN explanations on Mechanical Turk."""
 
 StudyDir = Annotated[Path, typer.Argument(help="The study directory (holds study.toml).")]
 TargetOption = Annotated[
@@ -59,10 +106,9 @@ def init(
     ] = "quickstart",
 ) -> None:
     """Create a study directory with a commented study.toml from an example."""
-    from crowdkit.examples import init_study
+    from crowdkit.examples import create_study
 
-    path = init_study(directory, example)
-    render.echo(f"wrote {path}; edit it, then run `crowdkit stimuli {directory}`")
+    render.lines(create_study(directory, example).summary_lines())
 
 
 @app.command()
@@ -129,7 +175,8 @@ def publish(
 
     study = _study(directory)
     platform = _platform(study, resolve_target(study, target))
-    result = publish_study(study, platform, dry_run=dry_run, yes=yes, confirm=render.ask,
+    result = publish_study(study, platform, dry_run=dry_run, yes=yes,
+                           confirm=lambda q: render.confirm(q, "nothing was published"),
                            apply_bucket_policy=apply_bucket_policy,
                            progress=render.progress(progress), on_plan=render.lines)
     render.lines(result.notes)
@@ -197,7 +244,8 @@ def review(
 
     study = _study(directory)
     result = review_study(study, _platform(study, target), dry_run=dry_run,
-                          confirm=lambda plan: yes or render.ask("go ahead?"),
+                          confirm=lambda plan: yes or render.confirm(
+                              "go ahead?", "nothing was approved, rejected or paid"),
                           on_plan=show_plan, progress=render.progress(progress))
     if result is None:
         render.echo("dry run: nothing was done" if dry_run else "nothing was done")
@@ -255,8 +303,9 @@ def expire(
     if not study.db_path.exists() or not open_hits(study, platform.target):
         render.echo(f"{platform.target}: no open HITs of this study")
         return
-    n = expire_hits(study, platform, yes=yes, confirm=render.ask)
-    render.echo(f"{platform.target}: expired {n} HITs of study {study.name}")
+    n = expire_hits(study, platform, yes=yes,
+                    confirm=lambda q: render.confirm(q, "no HIT was expired"))
+    render.echo(f"{platform.target}: expired {plural(n, 'HIT')} of study {study.name}")
 
 
 @app.command()
@@ -375,6 +424,9 @@ def main() -> None:
     """Entry point: run the app, turning user errors into one line each."""
     try:
         app()
+    except NotConfirmed as exc:  # the user's own answer, not an error
+        typer.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
     except CrowdkitError as exc:
         for line in exc.lines:
             typer.echo(f"error: {line}", err=True)

@@ -7,7 +7,8 @@ The library never prints (crowdkit.progress). Here is where its reports become o
 - results and plans: lines on standard output; warnings as "warning: ..." on standard error;
 - the `crowdkit` logger (what long-running library code such as the demo says as it goes):
   its INFO lines on standard output, its warnings on standard error;
-- questions: "y/N" prompts, where end of input and "n" both mean no.
+- questions: "y/N" prompts, where end of input and "n" both mean no, and a no ends the
+  command the same way everywhere (`confirm`: "not confirmed; nothing was ...", exit 1).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from crowdkit.errors import NotConfirmed
 from crowdkit.progress import Advance, Logged, Progress
 
 if TYPE_CHECKING:  # rich's console is imported when something is shown
@@ -62,6 +64,17 @@ def ask(question: str) -> bool:
     except typer.Abort:  # end of input: the answer is no
         typer.echo("", err=True)
         return False
+
+
+def confirm(question: str, nothing_done: str) -> bool:
+    """Ask; on no, stop the command the same way in every command.
+
+    A refusal raises NotConfirmed ("not confirmed; nothing was published ..."), which the
+    CLI prints without "error:" and exits 1 with: publish, review and expire all end alike.
+    """
+    if ask(question):
+        return True
+    raise NotConfirmed(f"not confirmed; {nothing_done} (pass --yes to skip the question)")
 
 
 class _PlainLines(logging.Handler):

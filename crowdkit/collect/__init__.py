@@ -49,6 +49,7 @@ from crowdkit.platforms.base import Platform, PlatformError
 from crowdkit.progress import Progress, silent
 from crowdkit.quality import AssignmentRecord
 from crowdkit.study import Study
+from crowdkit.units import plural
 
 __all__ = [
     "TRIAL_COLUMNS", "AssignmentRecord", "CollectResult", "Dataset", "FetchStats",
@@ -72,10 +73,11 @@ class CollectResult:
         excluded = sum(1 for r in records if r.excluded)
         n_trials = sum(len(r.parsed.payload.trials) for r in records if r.parsed.payload)
         written = ", ".join(p.name for p in self.written) or "no file changed"
-        return (f"{len(records)} assignments ({self.fetch.new} new, {self.fetch.changed} "
-                f"changed; {invalid} invalid, {excluded} excluded), {n_trials} trial "
-                f"responses; {self.fetch.hits_listed} HITs listed, {self.fetch.hits_skipped} "
-                f"settled; {self.granted} qualifications granted; wrote: {written}")
+        return (f"{plural(len(records), 'assignment')} ({self.fetch.new} new, "
+                f"{self.fetch.changed} changed; {invalid} invalid, {excluded} excluded), "
+                f"{plural(n_trials, 'trial response')}; "
+                f"{plural(self.fetch.hits_listed, 'HIT')} listed, {self.fetch.hits_skipped} "
+                f"settled; {plural(self.granted, 'qualification')} granted; wrote: {written}")
 
 
 def collect_once(study: Study, ledger: Ledger, platform: Platform,
@@ -151,7 +153,8 @@ def auto_approval_warnings(ledger: Ledger, within_hours: float = 24,
             soon.append(when)
     if not soon:
         return []
-    return [f"{len(soon)} submitted assignments will be approved automatically by MTurk "
+    return [f"{plural(len(soon), 'submitted assignment')} will be approved automatically "
+            "by MTurk "
             f"within {within_hours:g} hours (the first at {min(soon)}); run "
             "`crowdkit review` before then to reject or bonus any of them"]
 

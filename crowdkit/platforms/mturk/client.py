@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from crowdkit.errors import CrowdkitError
+from crowdkit.errors import CrowdkitError, did_you_mean
 from crowdkit.platforms.base import (
     AlreadyDone,
     AuthFailed,
@@ -55,7 +55,8 @@ _AUTH_CODES = frozenset({"UnrecognizedClientException", "InvalidClientTokenId",
 
 def check_target(target: str) -> str:
     if target not in TARGETS:
-        raise CrowdkitError(f"unknown target {target!r}: use local, sandbox or live")
+        raise CrowdkitError(f"unknown target {target!r}{did_you_mean(target, TARGETS)}: use "
+                            "local, sandbox or live")
     return target
 
 
