@@ -12,8 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # The feature-visualization settings of Borowski et al. (ICLR 2021), as in their release:
-# lucid, 224 px plus 16 px padding per side, 2560 Adam steps at lr 0.05, diversity 1e2, and
-# the transforms jitter 16, scale, rotate, jitter 8.
+# lucid, 224 px plus 16 px padding per side, 2560 Adam steps at lr 0.05, diversity 1e2 on the
+# whole mixed layer's pre-ReLU output over 10 images, lucid's redirected ReLU gradient for the
+# first 16 steps, and lucid's transforms jitter 16, scale, rotate, jitter 8.
 PRESETS: dict[str, dict[str, Any]] = {
     "iclr2021": {
         "steps": 2560,
@@ -21,7 +22,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "crop": 16,
         "lr": 0.05,
         "diversity_weight": 100.0,
+        "diversity_layer": "mixed",
         "n_images": 10,
+        "relu_gradient": "lucid",
+        "relu_redirect_steps": 16,
+        "transforms": "lucid",
         "jitter": 16,
         "scales": [1.0, 0.975, 1.025, 0.95, 1.05],
         "rotations": [-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5],
@@ -30,6 +35,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # "custom" starts from the paper's values too; the name records that some were changed.
 PRESETS["custom"] = PRESETS["iclr2021"]
+# What each choice-valued setting may be (the renderer's behaviour for each: stimgen.featurevis).
+DiversityLayer = Literal["mixed", "unit"]  # the whole mixed layer, or the unit's own layer
+ReluGradient = Literal["lucid", "lucent", "relu"]  # redirected as lucid, 0.1 leak, plain
+Transforms = Literal["lucid", "lucent"]  # lucid's crop and resize, or lucent's shift and pad
 
 
 class UnitEntry(BaseModel):
@@ -53,7 +62,11 @@ class SyntheticConfig(BaseModel):
     crop: int | None = Field(default=None, ge=0)
     lr: float | None = Field(default=None, gt=0)
     diversity_weight: float | None = Field(default=None, ge=0)
+    diversity_layer: DiversityLayer | None = None
     n_images: int | None = Field(default=None, ge=1, le=64)
+    relu_gradient: ReluGradient | None = None
+    relu_redirect_steps: int | None = Field(default=None, ge=0)
+    transforms: Transforms | None = None
     jitter: int | None = Field(default=None, ge=0)
     scales: list[float] | None = Field(default=None, min_length=1)
     rotations: list[float] | None = Field(default=None, min_length=1)
@@ -108,6 +121,9 @@ class StimuliConfig(BaseModel):
     random_per_branch: int = Field(default=1, ge=0)
     batches: int = Field(default=20, ge=1)
     images_per_batch: int = Field(default=10, ge=2)
+    # How a rank bin's images are dealt to the batches: "ranked" (batch b takes rank b of
+    # every bin) or "shuffled" (as the paper's authors: shuffled per bin, seeded by the unit).
+    bin_order: Literal["ranked", "shuffled"] = "ranked"
     image_format: Literal["png", "jpeg"] = "png"
     jpeg_quality: int = Field(default=95, ge=1, le=100)
     device: str = "auto"

@@ -4,6 +4,12 @@ Each (unit, direction) is a group of `n_images` images with lucent's parameteris
 FFT spectrum with decorrelated colour, started from the group's own seed). The objective is
 the paper's: the unit's channel mean minus `diversity_weight` times lucid's diversity term
 over the group's images; min images negate the channel term and keep the diversity term.
+The diversity term is taken on the whole mixed layer (the concatenated pre-ReLU branches, as
+lucid's `mixedXX_pre_relu`) or on the unit's own layer (`diversity_layer`). The ReLUs'
+gradient is lucid's redirected one for the first `relu_redirect_steps` steps and plain
+after, as the paper's authors ran it, or lucent's 0.1 leak throughout (`relu_gradient`).
+The transforms are lucid's (jitter crops, scale resizes) or lucent's (jitter shifts with
+zero fill, scale resizes and pads): `transforms`.
 Many groups share one optimisation: their losses add up, and since Adam updates each
 parameter on its own gradient, each group comes out as it would alone. The random
 transforms are drawn once per step for the whole chunk from a generator seeded the same way
@@ -13,6 +19,7 @@ The forward pass stops at the deepest layer the chunk needs.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from crowdkit.errors import CrowdkitError
-from stimgen.models import FeatureTap, LoadedModel, spatial_mean
+from stimgen.models import FeatureTap, LoadedModel, relu_rule, spatial_mean
+from stimgen.units import INCEPTION_BRANCHES
 
 with warnings.catch_warnings():  # kornia 0.4.1 uses the deprecated torch.jit.script
     warnings.simplefilter("ignore", FutureWarning)
@@ -38,6 +46,7 @@ Direction = Literal["max", "min"]
 DIRECTIONS: tuple[Direction, ...] = ("max", "min")
 INIT_SD = 0.01  # lucent's fft_image default
 FFT_MAGIC = 4.0  # lucent's constant: divides the image to reduce saturation
+_BRANCH_CONV = re.compile(r"^mixed([345][a-e])_(?:1x1|3x3|5x5|pool_reduce)_pre_relu_conv$")
 
 
 @dataclass(frozen=True)
@@ -52,13 +61,19 @@ class RenderSettings:
     scales: tuple[float, ...]
     rotations: tuple[float, ...]
     final_jitter: int
+    # Defaults: the behaviour before these were settings; the iclr2021 preset sets the
+    # paper's ("mixed", "lucid", 16, "lucid").
+    diversity_layer: str = "unit"
+    relu_gradient: str = "lucent"
+    relu_redirect_steps: int = 16
+    transforms: str = "lucent"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RenderSettings:
         fields = dict(values)
         fields["scales"] = tuple(float(s) for s in fields["scales"])
         fields["rotations"] = tuple(fields["rotations"])
-        return cls(**{k: fields[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: fields[k] for k in cls.__dataclass_fields__ if k in fields})
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -68,6 +83,12 @@ class RenderSettings:
     @property
     def final_size(self) -> int:
         return self.image_size - 2 * self.crop
+
+    def relu_rule(self, step: int) -> str:
+        """The ReLU gradient at optimisation step `step` (0-based): stimgen.models' rules."""
+        if self.relu_gradient == "lucid":
+            return "redirect" if step < self.relu_redirect_steps else "relu"
+        return "leak" if self.relu_gradient == "lucent" else "relu"
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,52 @@ class PaperTransforms:
         return kornia.warp_affine(image.float(), matrix, dsize=(h, w))
 
 
+class LucidTransforms(PaperTransforms):
+    """lucid's transforms with the paper's parameters: jitter is a random crop of d px
+    (lucid's `jitter`, an offset of 0 to d on each axis), scale a plain bilinear resize to
+    int(scale x size) (lucid's `random_scale`), so the image shrinks by the two jitters and
+    changes size with the scale. Rotation is as in lucent (kornia, bilinear, zero fill);
+    lucid's rotates with TensorFlow's nearest-neighbour default.
+
+    The draws come from the same `numpy.random.RandomState` stream, one per transform.
+    """
+
+    def _jitter(self, image: Tensor, d: int) -> Tensor:
+        if d <= 0:
+            return image
+        h, w = image.shape[2:]
+        dx, dy = int(self.rng.randint(d + 1)), int(self.rng.randint(d + 1))
+        return image[:, :, dy:dy + h - d, dx:dx + w - d]
+
+    def _scale(self, image: Tensor, scales: list[float]) -> Tensor:
+        scale = float(self.rng.choice(scales))
+        h, w = image.shape[2:]
+        size = (max(1, int(scale * h)), max(1, int(scale * w)))
+        return F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+
+
+def make_transforms(settings: RenderSettings, rng: np.random.RandomState,
+                    device: torch.device) -> PaperTransforms:
+    """The transforms `settings.transforms` names: "lucid" or "lucent"."""
+    if settings.transforms == "lucid":
+        return LucidTransforms(settings, rng, device)
+    return PaperTransforms(settings, rng, device)
+
+
+def diversity_layers(layer: str, mode: str) -> tuple[str, ...]:
+    """The layers whose concatenated output the diversity term is taken on.
+
+    "mixed": for a branch convolution of InceptionV1's mixed layers, all four branch
+    convolutions of its mixed layer in concatenation order (lucid's `mixedXX_pre_relu`);
+    for any other layer (other models) the layer itself, which is its whole layer.
+    "unit": the unit's own layer.
+    """
+    match = _BRANCH_CONV.match(layer)
+    if mode == "mixed" and match:
+        return tuple(f"mixed{match.group(1)}_{b}_pre_relu_conv" for b in INCEPTION_BRANCHES)
+    return (layer,)
+
+
 def diversity_penalty(features: Tensor) -> Tensor:
     """lucid's diversity term for one group, as a penalty (higher = more alike).
 
@@ -184,11 +251,15 @@ def diversity_penalty(features: Tensor) -> Tensor:
     return ((total * total).sum() - (grams * grams).sum()) / n
 
 
-def group_objective(features: Tensor, target: RenderTarget,
-                    diversity_weight: float) -> tuple[Tensor, Tensor, Tensor]:
-    """(loss to minimise, channel mean, diversity penalty) for one group's feature maps."""
+def group_objective(features: Tensor, target: RenderTarget, diversity_weight: float,
+                    diversity_features: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """(loss to minimise, channel mean, diversity penalty) for one group's feature maps.
+
+    The diversity term is taken on `diversity_features` (the whole mixed layer) when given,
+    else on the unit's own layer."""
     channel_mean = features[:, target.channel].mean()
-    diversity = diversity_penalty(features)
+    diversity = diversity_penalty(features if diversity_features is None
+                                  else diversity_features)
     return -target.sign * channel_mean + diversity_weight * diversity, channel_mean, diversity
 
 
@@ -205,22 +276,29 @@ def render_chunk(
     for p in model.module.parameters():
         p.requires_grad_(False)
     images = FourierImages([t.init_seed for t in targets], n, settings.image_size, device)
-    transforms = PaperTransforms(settings, np.random.RandomState(transform_seed), device)
+    transforms = make_transforms(settings, np.random.RandomState(transform_seed), device)
     optimizer = torch.optim.Adam([images.spectrum], lr=settings.lr)
-    layers = list(dict.fromkeys(t.layer for t in targets))
+    spread = {t.layer: diversity_layers(t.layer, settings.diversity_layer) for t in targets}
+    layers = list(dict.fromkeys(
+        [t.layer for t in targets] + [la for t in targets for la in spread[t.layer]]))
     channel_means = diversities = [0.0] * len(targets)
     with FeatureTap(model.module, layers) as tap:
-        for _ in range(settings.steps):
+        for step in range(settings.steps):
             optimizer.zero_grad(set_to_none=True)
-            outputs = tap(model.preprocess(transforms(images())))
-            loss = torch.zeros((), device=device)
-            terms = []
-            for g, target in enumerate(targets):
-                group_loss, channel_mean, diversity = group_objective(
-                    outputs[target.layer][g * n:(g + 1) * n], target, settings.diversity_weight)
-                loss = loss + group_loss
-                terms.append((channel_mean, diversity))
-            loss.backward()
+            with relu_rule(model.module, settings.relu_rule(step)):
+                outputs = _forward(tap, model, transforms(images()), settings)
+                loss = torch.zeros((), device=device)
+                terms = []
+                for g, target in enumerate(targets):
+                    part = slice(g * n, (g + 1) * n)
+                    whole = spread[target.layer]
+                    group_loss, channel_mean, diversity = group_objective(
+                        outputs[target.layer][part], target, settings.diversity_weight,
+                        None if whole == (target.layer,)
+                        else torch.cat([outputs[la][part] for la in whole], dim=1))
+                    loss = loss + group_loss
+                    terms.append((channel_mean, diversity))
+                loss.backward()
             optimizer.step()
             if on_step:
                 on_step()
@@ -240,6 +318,24 @@ def render_chunk(
                       channel_means[g], diversities[g])
         for g, t in enumerate(targets)
     ]
+
+
+def _forward(tap: FeatureTap, model: LoadedModel, image: Tensor,
+             settings: RenderSettings) -> dict[str, Tensor]:
+    """The tapped layers on a transformed image; an image the transforms made too small for
+    the model is a one-line error (lucid's jitters crop, so small renders shrink a lot)."""
+    try:
+        return tap(model.preprocess(image))
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except RuntimeError as exc:
+        if "too small" not in str(exc) and "greater than" not in str(exc):
+            raise
+        raise CrowdkitError(
+            f"the transformed image is {image.shape[-1]} px, too small for the model's layers "
+            f"({str(exc).splitlines()[0]}); raise [stimuli.synthetic] image_size (now "
+            f"{settings.image_size}) or set transforms = \"lucent\", whose jitter and scale "
+            "keep the size") from None
 
 
 def to_uint8(images: Tensor) -> np.ndarray:

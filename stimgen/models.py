@@ -14,7 +14,7 @@ import hashlib
 import http.client
 import importlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -272,27 +272,72 @@ def _disable_inplace_relu(module: nn.Module) -> None:
             sub.inplace = False
 
 
+RELU_RULES = ("leak", "redirect", "relu")
+
+
 class _RedirectedReLU(torch.autograd.Function):
-    """lucent's RedirectedReLU -- ReLU forward; backward passes 0.1 x the gradient where the
-    input is negative -- computed with `torch.where` instead of boolean indexing, which made
-    the original the slowest op of a CPU render. Same values."""
+    """ReLU forward; the backward pass follows one of three rules (`RELU_RULES`):
+
+    - "leak": lucent's RedirectedReLU, 0.1 x the gradient where the input is negative,
+      computed with `torch.where` instead of boolean indexing, which made the original the
+      slowest op of a CPU render. Same values.
+    - "redirect": lucid's `redirected_relu_grad`, as the paper's authors used it: per image,
+      the plain ReLU gradient, unless it is zero everywhere for that image; then the
+      gradient passes except where it would push an already negative input lower.
+    - "relu": the plain ReLU gradient (zero where the input is negative).
+    """
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, rule: str) -> Tensor:
         ctx.save_for_backward(x)
+        ctx.rule = rule  # type: ignore[attr-defined]  # autograd's ctx takes attributes
         return x.clamp(min=0)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: Tensor) -> tuple[Tensor, None]:
         # torch's stubs give backward the forward's FunctionCtx, which has no saved_tensors;
         # the ctx autograd passes in at run time does
         (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        return torch.where(x < 0, grad * 1e-1, grad)
+        rule = ctx.rule  # type: ignore[attr-defined]
+        negative = x < 0
+        if rule == "leak":
+            return torch.where(negative, grad * 1e-1, grad), None
+        relu_grad = torch.where(negative, torch.zeros_like(grad), grad)
+        if rule == "relu" or x.dim() < 2:
+            return relu_grad, None
+        redirected = torch.where(negative & (grad > 0), torch.zeros_like(grad), grad)
+        blocked = relu_grad.flatten(1).abs().amax(dim=1) == 0
+        blocked = blocked.view(-1, *([1] * (x.dim() - 1)))
+        return torch.where(blocked, redirected, relu_grad), None
 
 
 class RedirectedReluLayer(nn.Module):
+    """InceptionV1's ReLU, whose backward rule `relu_rule` sets (lucent's leak by default)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rule = "leak"
+
     def forward(self, x: Tensor) -> Tensor:
-        return _RedirectedReLU.apply(x)
+        return _RedirectedReLU.apply(x, self.rule)
+
+
+@contextlib.contextmanager
+def relu_rule(model: nn.Module, rule: str) -> Iterator[None]:
+    """Give every ReLU of `model` that has a rule (lucent's InceptionV1) the backward rule
+    `rule` for the forward passes inside the block; the previous rules come back after."""
+    if rule not in RELU_RULES:
+        raise ValueError(f"unknown ReLU gradient rule {rule!r}")
+    layers = [m for m in model.modules() if isinstance(m, RedirectedReluLayer)]
+    before = [m.rule for m in layers]
+    for layer in layers:
+        layer.rule = rule
+    try:
+        yield
+    finally:
+        for layer, old in zip(layers, before, strict=True):
+            layer.rule = old
 
 
 def _speed_up_redirected_relu(model: nn.Module) -> None:

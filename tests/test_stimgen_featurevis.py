@@ -161,3 +161,129 @@ def test_faster_redirected_relu_keeps_lucents_gradient():
     (ours,) = torch.autograd.grad(RedirectedReluLayer()(x), x, grad)
     assert torch.equal(ours, theirs)
     assert torch.equal(RedirectedReluLayer()(x), x.clamp(min=0))
+
+
+# -- the authors' settings (preset iclr2021) --------------------------------------------
+
+
+def test_the_iclr2021_preset_is_the_authors_setting():
+    from stimgen.config import SyntheticConfig
+
+    paper = SyntheticConfig().settings()
+    assert paper["diversity_layer"] == "mixed"  # the whole mixed layer, pre-ReLU
+    assert (paper["relu_gradient"], paper["relu_redirect_steps"]) == ("lucid", 16)
+    assert paper["transforms"] == "lucid"
+    assert paper["n_images"] == 10  # optimised; a trial shows 9 of them
+    # the behaviour before these were settings stays available
+    before = SyntheticConfig(diversity_layer="unit", relu_gradient="lucent",
+                             transforms="lucent").settings()
+    assert (before["diversity_layer"], before["relu_gradient"], before["transforms"]) == (
+        "unit", "lucent", "lucent")
+
+
+def test_the_whole_mixed_layer_is_its_four_branch_convolutions_in_concatenation_order():
+    from stimgen.featurevis import diversity_layers
+
+    assert diversity_layers("mixed4a_3x3_pre_relu_conv", "mixed") == (
+        "mixed4a_1x1_pre_relu_conv", "mixed4a_3x3_pre_relu_conv", "mixed4a_5x5_pre_relu_conv",
+        "mixed4a_pool_reduce_pre_relu_conv")
+    assert diversity_layers("mixed4a_3x3_pre_relu_conv", "unit") == (
+        "mixed4a_3x3_pre_relu_conv",)
+    assert diversity_layers("layer3.1.conv2", "mixed") == ("layer3.1.conv2",)  # other models
+
+
+@pytest.mark.parametrize(("mode", "channels"), [("mixed", 192 + 204 + 48 + 64), ("unit", 204)])
+def test_the_diversity_term_is_taken_on_the_layer_the_setting_names(model, monkeypatch, mode,
+                                                                     channels):
+    import stimgen.featurevis as featurevis
+
+    seen: list[int] = []
+    original = featurevis.diversity_penalty
+
+    def spy(features: torch.Tensor) -> torch.Tensor:
+        seen.append(features.shape[1])
+        return original(features)
+
+    monkeypatch.setattr(featurevis, "diversity_penalty", spy)
+    target = RenderTarget("4a:257", "mixed4a_3x3_pre_relu_conv", 65, "max", 103)
+    render_chunk(model, [target], settings(steps=2, diversity_layer=mode), transform_seed=1)
+    assert seen == [channels, channels]  # mixed4a_pre_relu has 508 channels
+
+
+def lucid_redirected_relu_grad(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """lucid's `redirected_relu_grad` (lucid/misc/redirected_relu_grad.py) in numpy."""
+    relu_grad = np.where(x < 0, 0.0, grad)
+    redirected = np.where((x < 0) & (grad > 0), 0.0, grad)
+    magnitude = np.linalg.norm(relu_grad.reshape(len(x), -1), axis=1)
+    return np.where((magnitude > 0).reshape(-1, 1, 1, 1), relu_grad, redirected)
+
+
+def test_the_lucid_rule_redirects_only_images_whose_whole_gradient_is_blocked():
+    from stimgen.models import RedirectedReluLayer, relu_rule
+
+    x = torch.randn(3, 2, 4, 4)
+    x[1] = -x[1].abs() - 0.1  # image 1 is negative everywhere: ReLU blocks its gradient
+    grad = torch.randn(3, 2, 4, 4)
+    layer = RedirectedReluLayer()
+    for rule, expected in (
+        ("redirect", lucid_redirected_relu_grad(x.numpy(), grad.numpy())),
+        ("relu", np.where(x.numpy() < 0, 0.0, grad.numpy())),
+        ("leak", np.where(x.numpy() < 0, 0.1 * grad.numpy(), grad.numpy())),
+    ):
+        leaf = x.clone().requires_grad_(True)
+        with relu_rule(layer, rule):
+            out = layer(leaf)
+        (ours,) = torch.autograd.grad(out, leaf, grad)
+        assert np.allclose(ours.numpy(), expected), rule
+    assert layer.rule == "leak"  # the rule comes back after the block
+    redirected = lucid_redirected_relu_grad(x.numpy(), grad.numpy())
+    assert np.count_nonzero(redirected[1]) > 0  # lucid lets some gradient through ...
+    assert np.count_nonzero(np.where(x.numpy() < 0, 0.0, grad.numpy())[1]) == 0  # ReLU none
+
+
+def test_the_redirected_gradient_is_used_for_the_first_steps_only(model):
+    from stimgen.models import RedirectedReluLayer
+
+    relu = next(m for m in model.module.modules() if isinstance(m, RedirectedReluLayer))
+    rules: list[str] = []
+    handle = relu.register_forward_hook(lambda m, _i, _o: rules.append(m.rule))
+    try:
+        target = RenderTarget("3a:70", "mixed3a_3x3_pre_relu_conv", 6, "max", 101)
+        render_chunk(model, [target], settings(steps=4, relu_gradient="lucid",
+                                               relu_redirect_steps=2), transform_seed=0)
+        assert rules[:4] == ["redirect", "redirect", "relu", "relu"]
+        rules.clear()
+        render_chunk(model, [target], settings(steps=2, relu_gradient="lucent"),
+                     transform_seed=0)
+        assert rules[:2] == ["leak", "leak"]
+    finally:
+        handle.remove()
+    assert settings(relu_gradient="lucid").relu_rule(15) == "redirect"
+    assert settings(relu_gradient="lucid").relu_rule(16) == "relu"
+
+
+def test_lucids_jitter_is_a_random_crop_and_its_scale_a_plain_resize():
+    from stimgen.featurevis import LucidTransforms
+
+    s = settings(image_size=64, transforms="lucid")
+    image = torch.rand(2, 3, 64, 64)
+    rng = np.random.RandomState(4)
+    dx, dy = rng.randint(17), rng.randint(17)
+    cropped = LucidTransforms(s, np.random.RandomState(4), CPU)._jitter(image, 16)
+    assert torch.equal(cropped, image[:, :, dy:dy + 48, dx:dx + 48])  # no zero fill
+    resized = LucidTransforms(s, np.random.RandomState(0), CPU)._scale(image, [0.95])
+    assert resized.shape[2:] == (60, 60)  # int(0.95 x 64), no padding back to 64
+    for seed in range(5):  # the chain shrinks the image by both jitters and scales it
+        out = LucidTransforms(s, np.random.RandomState(seed), CPU)(image)
+        assert 37 <= out.shape[-1] <= 42 and out.shape[-1] == out.shape[-2]  # (64-16)s-8
+    # lucent's transforms keep the size (shift with zero fill, resize and pad)
+    assert PaperTransforms(s, np.random.RandomState(0), CPU)(image).shape[-1] >= 64
+
+
+def test_an_image_the_transforms_make_too_small_is_a_one_line_error(model):
+    from crowdkit.errors import CrowdkitError
+
+    target = RenderTarget("4a:257", "mixed4a_3x3_pre_relu_conv", 65, "max", 103)
+    with pytest.raises(CrowdkitError, match='too small .* transforms = "lucent"'):
+        render_chunk(model, [target], settings(steps=1, image_size=32, crop=2,
+                                               transforms="lucid"), transform_seed=0)
