@@ -7,16 +7,28 @@ continues from the checkpoint after an interruption.
 
 Batches follow the paper. The K most extreme images of a side, sorted most extreme first,
 are cut into `images_per_batch` rank bins of `batches` images each; bin j holds sorted ranks
-[j * batches, (j + 1) * batches). Batch b takes the image at rank j * batches + b of every
-bin j, so batch 0 gets the most extreme image of every bin and each batch's query (its most
-extreme image) comes from the most extreme bin. (The original release indexed with stride
-`images_per_batch` instead of `batches`, so batches overlapped and the lower bins went
-unused.) Ties in activation are broken by dataset index, lowest first.
+[j * batches, (j + 1) * batches). Batch b takes the b-th image of every bin j: with
+`bin_order = "ranked"` the image at rank j * batches + b, so batch 0 gets the most extreme
+image of every bin; with "shuffled" (as the paper's authors did) the b-th image of the bin
+after a shuffle seeded by the feature map. Either way each batch holds one image per bin,
+its query (its most extreme image) comes from the most extreme bin, and every image of the
+top K is used once. Ties in activation are broken by dataset index, lowest first.
+
+The authors' release (`save_natural_stimuli.py`) indexed the sorted list with
+`batch + batch_size * image_idx_in_batch`, a stride of `images_per_batch` (10) instead of
+`batches` (20): only positions 0-109 of each list of 200 were used, and batches overlapped.
+Its lists were in ascending activation, so on the max side only the 110 *least* activating
+of the top 200 were shown and the roughly 90 most activating never were; the max query came
+from ranks 81-120 of the top 200 (1 = most activating). On the min side ascending order is
+most extreme first, so the min side showed its 110 most weakly activating images and left
+out the 90 least extreme ones. crowdkit does not reproduce this stride (docs/stimuli.md
+lists it among the remaining differences from the authors' stimuli).
 """
 
 from __future__ import annotations
 
 import io
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,17 +47,25 @@ from stimgen.units import UnitRef
 T = TypeVar("T")
 
 
-def assign_batches(ranked: Sequence[T], batches: int, per_batch: int) -> list[list[T]]:
+def assign_batches(ranked: Sequence[T], batches: int, per_batch: int,
+                   shuffle_seed: int | None = None) -> list[list[T]]:
     """Split a most-extreme-first ranking into `batches` batches of `per_batch` items.
 
-    Returns, per batch, its items most extreme first: batch b is
-    [ranked[b], ranked[batches + b], ranked[2 * batches + b], ...].
+    Returns, per batch, its items most extreme first. Without `shuffle_seed` batch b is
+    [ranked[b], ranked[batches + b], ranked[2 * batches + b], ...]; with it, each rank bin
+    ranked[j * batches:(j + 1) * batches] is shuffled first (one generator from the seed,
+    bin after bin) and batch b takes the b-th item of every shuffled bin.
     """
     needed = batches * per_batch
     if len(ranked) < needed:
         raise ValueError(
             f"need {needed} ranked items for {batches} x {per_batch}, got {len(ranked)}")
-    return [[ranked[j * batches + b] for j in range(per_batch)] for b in range(batches)]
+    bins = [list(ranked[j * batches:(j + 1) * batches]) for j in range(per_batch)]
+    if shuffle_seed is not None:
+        rng = random.Random(shuffle_seed)
+        for members in bins:
+            rng.shuffle(members)
+    return [[bins[j][b] for j in range(per_batch)] for b in range(batches)]
 
 
 class StreamingExtremes:

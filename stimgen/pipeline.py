@@ -45,7 +45,13 @@ from crowdkit.manifest import (
 from crowdkit.progress import Progress, silent
 from stimgen.config import StimuliConfig
 from stimgen.contact import write_contact_sheet
-from stimgen.datasets import DECODE_ERRORS, PREPROCESSING, ImageFolder, load_crop
+from stimgen.datasets import (
+    DECODE_ERRORS,
+    GET_A_DATASET,
+    PREPROCESSING,
+    ImageFolder,
+    load_crop,
+)
 from stimgen.exemplars import ScanResult, assign_batches, scan_dataset
 from stimgen.featurevis import (
     DIRECTIONS,
@@ -61,13 +67,18 @@ from stimgen.units import UnitRef, select_units
 
 CACHE_DIR = ".cache"
 GENERATOR = "crowdkit stimuli"
-BATCH_ASSIGNMENT = (
-    "top (bottom) K sorted most extreme first, ties by dataset index; rank bins of `batches` "
-    "images; batch b takes sorted rank j*batches+b of bin j; lists in ascending activation"
-)
+BATCH_ASSIGNMENT = {
+    "ranked": "top (bottom) K sorted most extreme first, ties by dataset index; rank bins of "
+              "`batches` images; batch b takes sorted rank j*batches+b of bin j; lists in "
+              "ascending activation",
+    "shuffled": "top (bottom) K sorted most extreme first, ties by dataset index; rank bins of "
+                "`batches` images, each shuffled (seeded by the unit and side); batch b takes "
+                "the b-th image of shuffled bin j; lists in ascending activation",
+}
 OBJECTIVE = (
     "mean of the unit's channel (negated for min) minus diversity_weight x lucid's diversity "
-    "term over the unit's images; lucent FFT parameterisation with decorrelated colour"
+    "term over the unit's images, on the layer diversity_layer names; lucent FFT "
+    "parameterisation with decorrelated colour"
 )
 
 
@@ -164,7 +175,8 @@ def render_stimuli(
             "statistic": "spatial mean of the unit's feature map (pre-ReLU where the model "
                          "has one)",
             "input": model.preprocessing,
-            "batch_assignment": BATCH_ASSIGNMENT,
+            "batch_assignment": BATCH_ASSIGNMENT[cfg.bin_order],
+            "bin_order": cfg.bin_order,
             "image_format": cfg.image_format,
             "contact_sheets": sheets,
         },
@@ -195,10 +207,7 @@ def _refuse_foreign_manifest(path: Path) -> None:
 
 def _dataset(cfg: StimuliConfig, root: Path) -> ImageFolder:
     if cfg.dataset is None:
-        raise ConfigError(
-            "[stimuli] dataset: required: a folder of natural images (ImageNet's val set "
-            "for the paper's study)"
-        )
+        raise ConfigError(f"[stimuli] dataset: required; {GET_A_DATASET}")
     path = Path(cfg.dataset).expanduser()
     folder = ImageFolder.scan(path if path.is_absolute() else root / path)
     need = 2 * cfg.images_per_side
@@ -220,7 +229,8 @@ def _natural_exemplars(
     k = cfg.images_per_side
     data_key = fingerprint({"model": model.fingerprint(), "dataset": folder.fingerprint()})
     natural_key = fingerprint({"data": data_key, "k": k, "batches": cfg.batches,
-                               "per_batch": cfg.images_per_batch, **_encoding(cfg)})
+                               "per_batch": cfg.images_per_batch, **_encoding(cfg),
+                               **({"bins": "shuffled"} if cfg.bin_order == "shuffled" else {})})
     natural: dict[str, NaturalExemplars] = {}
     todo: list[UnitRef] = []
     for unit in units:
@@ -293,8 +303,10 @@ def _write_exemplars(
     for unit in units:
         top = [tuple(x) for x in scans[unit.id]["top"]]
         bottom = [tuple(x) for x in scans[unit.id]["bottom"]]
-        max_batches = assign_batches(top, cfg.batches, cfg.images_per_batch)
-        min_batches = assign_batches(bottom, cfg.batches, cfg.images_per_batch)
+        max_batches = assign_batches(top, cfg.batches, cfg.images_per_batch,
+                                     _bin_seed(cfg, unit, "max"))
+        min_batches = assign_batches(bottom, cfg.batches, cfg.images_per_batch,
+                                     _bin_seed(cfg, unit, "min"))
         batches = []
         for b in range(cfg.batches):
             # Ascending activation on both sides: reverse the most-extreme-first max list.
@@ -324,6 +336,14 @@ def _write_exemplars(
             exemplar_batches.append(ExemplarBatch(index=b, max=refs["max"], min=refs["min"]))
         natural[unit.id] = NaturalExemplars(batches=exemplar_batches)
     return natural
+
+
+def _bin_seed(cfg: StimuliConfig, unit: UnitRef, side: str) -> int | None:
+    """The seed of a unit's bin shuffle: the feature map and side alone (as the authors
+    seeded theirs by the feature map), or None for ranked bins."""
+    if cfg.bin_order != "shuffled":
+        return None
+    return derive_seed("exemplar-bins", unit.layer, unit.channel, side)
 
 
 def _save_crops(cfg: StimuliConfig, folder: ImageFolder, destinations: dict[int, list[Path]],

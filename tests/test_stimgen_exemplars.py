@@ -31,9 +31,22 @@ def test_batch_b_takes_rank_j_times_batches_plus_b_of_every_bin():
         assert [rank // 20 for rank in batch] == list(range(10))
         # ... and the batch's most extreme image comes from the most extreme bin
         assert batch[0] == b
-    # every image of the top K is used exactly once (the original's stride of 10 reused
-    # ranks 0-109 and never showed ranks 110-199)
+    # every image of the top K is used exactly once (the authors' stride of 10 used only
+    # positions 0-109 of their ascending lists: on the max side the ~90 most activating
+    # images were never shown)
     assert sorted(r for batch in batches for r in batch) == ranked
+
+
+def test_shuffled_bins_deal_each_bin_to_the_batches_in_a_seeded_order():
+    ranked = list(range(200))
+    shuffled = assign_batches(ranked, batches=20, per_batch=10, shuffle_seed=11)
+    assert shuffled == assign_batches(ranked, batches=20, per_batch=10, shuffle_seed=11)
+    assert shuffled != assign_batches(ranked, batches=20, per_batch=10)
+    for batch in shuffled:  # still one image per bin, most extreme bin first
+        assert [rank // 20 for rank in batch] == list(range(10))
+    assert sorted(r for batch in shuffled for r in batch) == ranked
+    # batch 0 no longer always holds the most extreme image of every bin
+    assert shuffled[0] != [0, 20, 40, 60, 80, 100, 120, 140, 160, 180]
 
 
 def test_assignment_with_other_shapes_and_too_few_items():

@@ -53,6 +53,7 @@ steps = {steps}
 image_size = 32
 crop = 2
 n_images = 2
+transforms = "lucent"  # lucid's crops would shrink 32 px below what mixed3b needs
 
 [hit]
 title = "t"
@@ -308,6 +309,40 @@ def test_jpeg_output_and_no_synthetic(tmp_path):
     assert all(u.synthetic is None for u in result.manifest.units)
     with Image.open(root / "stimuli" / paths[0]) as image:
         assert image.format == "JPEG"
+
+
+def test_shuffled_bins_are_seeded_by_the_feature_map_and_recorded(tmp_path, rendered):
+    root = make_study_dir(tmp_path / "a", extra='bin_order = "shuffled"')
+    toml = (root / "study.toml").read_text().replace("[stimuli.synthetic]",
+                                                     "[stimuli.synthetic]\nenabled = false")
+    (root / "study.toml").write_text(toml)
+    shuffled = render_study_stimuli(load_study(root)).manifest
+    assert shuffled.parameters["bin_order"] == "shuffled"
+    assert "shuffled" in shuffled.parameters["batch_assignment"]
+    ranked = rendered[1].manifest
+    picked = [u for u in shuffled.units if u.selection == "picked"]
+    indices = [[[r.dataset_index for r in b.max] for b in u.natural.batches] for u in picked]
+    ranked_indices = [[[r.dataset_index for r in b.max] for b in u.natural.batches]
+                      for u in ranked.units if u.selection == "picked"]
+    assert indices != ranked_indices  # another deal of the same bins ...
+    for unit, before in zip(picked, ranked.units, strict=False):
+        bins = [sorted(b.max[-1 - j].dataset_index for b in unit.natural.batches)
+                for j in range(3)]
+        assert bins == [sorted(b.max[-1 - j].dataset_index for b in before.natural.batches)
+                        for j in range(3)]
+    # ... seeded by the feature map and side alone (not by the study's seed)
+    from stimgen.config import StimuliConfig
+    from stimgen.units import UnitRef
+
+    cfg = StimuliConfig(bin_order="shuffled", seed=1)
+    unit = UnitRef("4a:257", "mixed4a_3x3_pre_relu_conv", 65, "4a, 3x3", "picked")
+    same = UnitRef("4a:257", "mixed4a_3x3_pre_relu_conv", 65, "4a, 3x3", "random")
+    other = UnitRef("4a:258", "mixed4a_3x3_pre_relu_conv", 66, "4a, 3x3", "picked")
+    seed = pipeline._bin_seed(cfg, unit, "max")
+    assert seed == pipeline._bin_seed(StimuliConfig(bin_order="shuffled", seed=9), same, "max")
+    assert seed not in (pipeline._bin_seed(cfg, other, "max"),
+                        pipeline._bin_seed(cfg, unit, "min"))
+    assert pipeline._bin_seed(StimuliConfig(), unit, "max") is None  # ranked
 
 
 def test_a_hand_written_manifest_is_never_overwritten(tmp_path):
