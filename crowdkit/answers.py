@@ -25,8 +25,10 @@ from crowdkit.payload import Payload
 from crowdkit.tasks import AnswerKey
 
 DATA_FIELD = "data"
-# Markup in free text: a tag, a comment, a processing instruction or a script URL.
+# Markup in an id: a tag, a comment, a processing instruction or a script URL.
 _MARKUP = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>|<!--|<\?|javascript\s*:", re.IGNORECASE)
+# Surrogates are never valid in text alone: after json.loads every one is a lone half.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _RANGE_ERRORS = frozenset({
     "greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error",
     "too_long", "too_short", "string_too_long", "string_too_short", "finite_number",
@@ -133,10 +135,25 @@ def decode_data(text: str) -> Any:  # any JSON value: validate_payload checks it
     error: Exception | None = None
     for candidate in candidates:
         try:
-            return json.loads(candidate, parse_constant=_reject_constant)
+            return repair_surrogates(json.loads(candidate, parse_constant=_reject_constant))
         except (ValueError, RecursionError) as exc:
             error = exc
     raise AnswerProblem(ProblemKind.INVALID_JSON, str(error).splitlines()[0][:200])
+
+
+def repair_surrogates(value: Any) -> Any:  # any JSON value, returned with the same shape
+    """Every string with a lone UTF-16 surrogate repaired (U+FFFD in its place).
+
+    A browser that cuts a text between the two halves of an emoji sends one half as a
+    `\\udXXX` escape; that is a slip of an honest page, not a wrong type.
+    """
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
+    if isinstance(value, list):
+        return [repair_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {repair_surrogates(k): repair_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def parse_answer(answer_xml: str | None, key: AnswerKey) -> ParsedAnswer:
@@ -168,7 +185,7 @@ def validate_payload(data: object, key: AnswerKey | None = None) -> Payload:
         payload = Payload.model_validate(data, strict=True, context={"key": key})
     except ValidationError as exc:
         raise _describe(exc) from None
-    for where, text in _texts(payload):
+    for where, text in _ids(payload):
         if _MARKUP.search(text):
             raise AnswerProblem(ProblemKind.MARKUP, f"{where} contains markup")
     return payload
@@ -193,14 +210,15 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _texts(payload: Payload) -> Iterable[tuple[str, str]]:
+def _ids(payload: Payload) -> Iterable[tuple[str, str]]:
+    """The ids the page copies from the task: markup there only comes from an edited request.
+
+    Free text (the comment, the browser's user agent) is what a person typed or a browser
+    said: any character may be in it, markup included, and the exports keep it inert.
+    """
     yield "task_id", payload.task_id
     for i, trial in enumerate(payload.trials):
         yield f"trials.{i}.trial_id", trial.trial_id
-    if payload.questionnaire is not None:
-        yield "questionnaire.feedback", payload.questionnaire.feedback
-    if payload.client.user_agent is not None:
-        yield "client.user_agent", payload.client.user_agent
 
 
 def check_against_key(payload: Payload, key: AnswerKey) -> None:

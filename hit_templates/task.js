@@ -202,6 +202,12 @@
     }
   }
 
+  // At most n characters (code points, as the answer's checks count them): slice() counts
+  // UTF-16 units and could cut an emoji in half, which no JSON parser reads as text.
+  function cutText(text, n) {
+    return Array.from(text).slice(0, n).join("");
+  }
+
   function askQuestionnaire() {
     show("questionnaire");
     const form = byId("questionnaire");
@@ -215,7 +221,7 @@
         resolve({
           cnn_experience: Number(fields.namedItem("cnn").value),
           fv_experience: Number(fields.namedItem("fv").value),
-          feedback: byId("comments").value.slice(0, 5000),
+          feedback: cutText(byId("comments").value, 5000),
         });
       }, { once: true });
     });
@@ -267,7 +273,7 @@
       client: {
         window_width: innerWidth,
         window_height: innerHeight,
-        user_agent: navigator.userAgent.slice(0, 1000),
+        user_agent: cutText(navigator.userAgent, 1000),
       },
     });
   }

@@ -99,11 +99,11 @@ HOSTILE: list[tuple[str, str | None, str]] = [
     ("practice round twice", edit(_append_copy(0)), "duplicated trials"),
     ("correct injected", edit(_set("trials.2.correct", True)), "unexpected field"),
     ("worker id injected", edit(_set("worker_id", "A1SNEAKY")), "unexpected field"),
-    ("script in feedback", edit(_set("questionnaire.feedback", "<script>alert(1)</script>")),
+    ("script in the task id", edit(_set("task_id", "<script>alert(1)</script>")),
      "markup in text"),
-    ("img in user agent", edit(_set("client.user_agent", "<img src=x onerror=alert(1)>")),
+    ("img in a trial id", edit(_set("trials.2.trial_id", "<img src=x onerror=alert(1)>")),
      "markup in text"),
-    ("javascript url", edit(_set("questionnaire.feedback", "see javascript:alert(1)")),
+    ("javascript url as task id", edit(_set("task_id", "javascript:alert(1)")),
      "markup in text"),
     ("another task's answer", edit(_set("task_id", "t0002")), "wrong task"),
 ]
@@ -162,3 +162,36 @@ def test_odd_but_valid_documents_parse(wrap: str) -> None:
 def test_fields_are_read_in_order_and_first_value_wins() -> None:
     xml = question_form_answers([("assignmentId", "X"), ("data", "1"), ("data", "2")])
     assert answer_fields(xml) == {"assignmentId": "X", "data": "1"}
+
+
+# Free text an honest worker may type (or a browser may send): none of it is tampering.
+FREE_TEXT = [
+    ("emoji", "Great study \U0001F600\U0001F44D" * 100),
+    ("right-to-left", "\u202eتجربة جيدة \u05e2\u05d1\u05e8\u05d9\u05ea"),
+    ("NUL and control characters", "a\x00b\x07c\td\re"),
+    ("5000 emoji (10000 UTF-16 units)", "\U0001F600" * 5000),
+    ("markup", "<img src=x onerror=alert(1)> <script>alert(1)</script> javascript:x"),
+    ("a formula", "=HYPERLINK(\"http://example.com\",\"click\")"),
+]
+
+
+@pytest.mark.parametrize(("name", "text"), FREE_TEXT, ids=[f[0] for f in FREE_TEXT])
+def test_free_text_never_makes_an_answer_invalid(name: str, text: str) -> None:
+    data = payload(KEY)
+    data["questionnaire"]["feedback"] = text
+    data["client"]["user_agent"] = text[:1000]
+    parsed = parse_answer(answer_xml(data), KEY)
+    assert parsed.valid, parsed.reason
+    assert parsed.payload.questionnaire.feedback == text
+
+
+def test_a_comment_cut_inside_an_emoji_is_repaired_not_refused() -> None:
+    """What `slice(0, 5000)` on UTF-16 units and JSON.stringify make of a cut emoji: a lone
+    surrogate as a \\ud83d escape. It is an honest page's slip: repaired, not tampering."""
+    data = payload(KEY)
+    data["questionnaire"]["feedback"] = "x" * 4999 + "\ud83d"
+    text = json.dumps(data)
+    assert "\\ud83d" in text
+    parsed = parse_answer(answer_xml(text), KEY)
+    assert parsed.valid, parsed.reason
+    assert parsed.payload.questionnaire.feedback == "x" * 4999 + "\ufffd"
