@@ -317,10 +317,26 @@ def _spread(mains: list[Slot], catches: list[Slot], rng: random.Random) -> list[
 def design_for(study: Study) -> Design:
     """The study's design from its manifest (catch copies and digests in design/)."""
     digests = DigestCache(study.design_dir / "digests.json")
-    design = design_tasks(study.config, load_manifest(study.manifest_path), study.stimuli_dir,
-                          study.design_dir / "catch", digests)
+    try:
+        design = design_tasks(study.config, load_manifest(study.manifest_path),
+                              study.stimuli_dir, study.design_dir / "catch", digests)
+    except ConfigError as exc:
+        raise _naming_files(exc, study) from None
     digests.save()
     return design
+
+
+def _naming_files(exc: ConfigError, study: Study) -> ConfigError:
+    """The design's problems with the file each comes from: "[design] ..." lines are
+    study.toml's, "manifest: ..." lines the manifest's (lines naming a file stay as they are)."""
+    lines = []
+    for line in exc.lines:
+        if line.startswith("manifest: "):
+            line = f"{study.manifest_path}: {line.removeprefix('manifest: ')}"
+        elif line.startswith("["):
+            line = f"{study.toml_path}: {line}"
+        lines.append(line)
+    return ConfigError(lines[0], lines=lines)
 
 
 def design_study(study: Study) -> str:

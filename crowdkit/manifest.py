@@ -56,6 +56,15 @@ class ExemplarBatch(Strict):
 class NaturalExemplars(Strict):
     batches: list[ExemplarBatch] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _unique_batch_indices(self) -> NaturalExemplars:
+        seen: set[int] = set()
+        for batch in self.batches:
+            if batch.index in seen:
+                raise ValueError(f"batch index {batch.index} appears twice")
+            seen.add(batch.index)
+        return self
+
 
 class ImageSet(Strict):
     """One method's images of a unit (feature visualizations, or any other explanation's),
@@ -156,9 +165,16 @@ def load_manifest(path: Path, *, check_files: bool = True) -> Manifest:
     if not path.is_file():
         raise ConfigError(f"{path}: no stimulus manifest; render one with `crowdkit stimuli`")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                          f"offset {exc.start}); JSON must be UTF-8") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: arrays or objects are nested too deeply to read") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:

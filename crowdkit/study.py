@@ -7,12 +7,14 @@ else, so a malformed file is reported (one line per problem) before anything is 
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -20,16 +22,23 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
 from crowdkit import platforms
 from crowdkit.errors import ConfigError
-from crowdkit.units import Duration, Money
+from crowdkit.units import Duration, Money, format_duration
 from stimgen.config import StimuliConfig
 
 STUDY_FILE = "study.toml"
 CONDITIONS = ("natural", "synthetic", "none")
+# MTurk's limits on a HIT (API reference: CreateHITType, CreateHITWithHITType).
+MIN_REWARD = Decimal("0.01")
+MAX_KEYWORDS_CHARS = 1000
+DURATION_LIMITS = {"assignment_duration": (30, 365 * 86400), "lifetime": (30, 365 * 86400),
+                   "auto_approval_delay": (0, 30 * 86400)}
+LOCALE = re.compile(r"^[A-Za-z]{2}(-[A-Za-z0-9]{2})?$")
 
 
 def _fraction(value: object) -> object:
@@ -83,6 +92,9 @@ class DesignSection(Section):
 
 
 class HitSection(Section):
+    """What every HIT of the study is. Values MTurk refuses are refused here, when the study
+    is loaded, rather than at publish after the images are uploaded."""
+
     title: str = Field(min_length=1, max_length=128)
     description: str = Field(min_length=1, max_length=2000)
     keywords: list[str] = Field(default_factory=list)
@@ -94,11 +106,46 @@ class HitSection(Section):
     assignments_per_task: int = Field(default=1, ge=1)
     max_assignments_per_hit: int = Field(default=9, ge=1)
 
+    @field_validator("reward")
+    @classmethod
+    def _paid(cls, value: Decimal) -> Decimal:
+        if value < MIN_REWARD:
+            raise ValueError(f"MTurk pays at least ${MIN_REWARD} per assignment, got "
+                             f"${value}")
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _short_keywords(cls, value: list[str]) -> list[str]:
+        if len(", ".join(value)) > MAX_KEYWORDS_CHARS:
+            raise ValueError(f"MTurk takes at most {MAX_KEYWORDS_CHARS} characters of keywords "
+                             "(joined with commas)")
+        return value
+
+    @field_validator("assignment_duration", "lifetime", "auto_approval_delay")
+    @classmethod
+    def _mturk_duration(cls, value: int, info: ValidationInfo) -> int:
+        low, high = DURATION_LIMITS[str(info.field_name)]
+        if not low <= value <= high:
+            raise ValueError(f"MTurk takes {format_duration(low)} to {format_duration(high)}, "
+                             f"got {format_duration(value)}")
+        return value
+
 
 class QualificationsSection(Section):
     min_approval_rate: int | None = Field(default=95, ge=0, le=100)
     min_approved_hits: int | None = Field(default=1000, ge=0)
-    locales: list[str] = Field(default_factory=lambda: ["US"])
+    locales: list[str] = Field(default_factory=lambda: ["US"], max_length=30)
+
+    @field_validator("locales")
+    @classmethod
+    def _iso_locales(cls, value: list[str]) -> list[str]:
+        for locale in value:
+            if not LOCALE.match(locale.strip()):
+                raise ValueError(f'{locale!r} is not a locale such as "US" or "US-NY" (an ISO '
+                                 "3166 two-letter country code, optional subdivision)")
+        return value
+
     masters: bool = False
     exclude_studies: list[str] = Field(default_factory=list)
     expert_qualification: str | None = None
@@ -123,17 +170,58 @@ class ParticipantsSection(Section):
     questionnaire_expert_min_level: int = Field(default=2, ge=0, le=3)
 
 
+def _http_url(value: str | None) -> str | None:
+    """An http(s) URL without a trailing slash, or None."""
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")) or len(value) < 10:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
 class StorageSection(Section):
+    """Where the images are hosted (crowdkit.store): S3 or an S3-compatible service, or the
+    local service's files."""
+
+    # "s3" or "local"; unset: local for the local target, s3 for sandbox and live.
+    backend: Literal["s3", "local"] | None = None
     bucket: str | None = None
     prefix: str = "crowdkit"
     region: str = "us-east-1"
+    # An S3-compatible API instead of AWS's (MinIO, Ceph, Cloudflare R2, moto's server).
+    endpoint_url: str | None = None
+    # Where browsers load the images instead (a CDN, a custom domain): the URL of the
+    # bucket's root, so an image is at public_base_url/<prefix>/<study>/<hash>.<ext>.
+    public_base_url: str | None = None
     hit_size_budget_mb: float = Field(default=15.0, gt=0)
+
+    @field_validator("endpoint_url", "public_base_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    def backend_for(self, target: str) -> str:
+        """The hosting in force for `target`: the explicit backend, else by target."""
+        return self.backend or ("local" if target == "local" else "s3")
 
 
 class MturkSection(Section):
     target: Literal["local", "sandbox", "live"] = "local"
     local_endpoint: str = "http://127.0.0.1:8765"
     profile: str | None = None
+
+    @field_validator("local_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+            raise ValueError(f'expected an http URL such as "http://127.0.0.1:8765" (port 1 to '
+                             f"65535), got {value!r}")
+        return value
 
 
 class ReviewSection(Section):
@@ -248,7 +336,24 @@ def load_study(root: Path | str = ".") -> Study:
         raise ConfigError(
             f"{path}: no study.toml here{hint}; create one with `crowdkit init {root}`"
         )
-    return Study(root=root, config=parse_study_toml(path.read_text(encoding="utf-8"), str(path)))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                          f"offset {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
+    study = Study(root=root, config=parse_study_toml(text, str(path)))
+    check_study_paths(study)
+    return study
+
+
+def check_study_paths(study: Study) -> None:
+    """Settings that name folders of the study: checked when it is loaded."""
+    folder = study.config.page.templates_dir
+    if folder is not None and not (study.root / folder).is_dir():
+        raise ConfigError(f"{study.toml_path}: [page] templates_dir: no folder at "
+                          f"{study.root / folder}")
 
 
 def parse_study_toml(text: str, filename: str = STUDY_FILE) -> StudyConfig:
@@ -257,6 +362,8 @@ def parse_study_toml(text: str, filename: str = STUDY_FILE) -> StudyConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{filename}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{filename}: arrays or tables are nested too deeply to read") from None
     try:
         return StudyConfig.model_validate(raw)
     except ValidationError as exc:
