@@ -39,10 +39,12 @@ def silent(description: str, total: int) -> Iterator[Advance]:
 
 
 class Logged:
-    """Progress as plain log lines: at most one line per `every_s` seconds, and the last.
+    """Progress as plain log lines: the first, then at most one per `every_s` seconds, and
+    the last.
 
     Each line reads "uploading images: 40/100, 0:12 left", which is what a batch job's log
-    needs when no terminal draws a bar.
+    needs when no terminal draws a bar; the first ("scanning 5 units: 0/50000") says a
+    stretch began, so a log shows what a job is doing before the first ten seconds pass.
     """
 
     def __init__(self, logger: logging.Logger | None = None, every_s: float = 10.0,
@@ -55,6 +57,8 @@ class Logged:
     def __call__(self, description: str, total: int) -> Iterator[Advance]:
         started = last = self.clock()
         done = 0
+        if total > 0:
+            self.logger.info(progress_line(description, 0, total, 0.0))
 
         def advance(n: int) -> None:
             nonlocal done, last

@@ -7,9 +7,11 @@ renderer (and torch) is loaded when `render_study_stimuli` runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from crowdkit.progress import Progress, silent
 from crowdkit.study import Study
-from stimgen.job import StimuliJob, StimuliResult
+from stimgen.job import StimuliJob, StimuliPlan, StimuliResult
 
 
 def stimuli_job(study: Study) -> StimuliJob:
@@ -25,13 +27,18 @@ def render_study_stimuli(
     *,
     device: str | None = None,
     progress: Progress = silent,
+    on_plan: Callable[[StimuliPlan], None] | None = None,
+    estimate: bool = True,
 ) -> StimuliResult:
     """Render the study's stimuli into `study.stimuli_dir` and write its manifest.json.
 
     `device` overrides [stimuli] device ("auto", "cpu", "cuda", "cuda:N"); `progress` is
-    told of each stretch of work (see crowdkit.progress). Nothing is printed; the CLI prints
-    `result.summary_lines()`.
+    told of each stretch of work (see crowdkit.progress); `on_plan` is told what will be
+    done, with a measured time estimate unless `estimate` is False, before it starts.
+    Ctrl-C raises `stimgen.job.StimuliInterrupted` (what was kept). Nothing is printed; the
+    CLI prints the plan, `result.summary_lines()` and `result.warnings`.
     """
     from stimgen.pipeline import render_stimuli
 
-    return render_stimuli(stimuli_job(study), device=device, progress=progress)
+    return render_stimuli(stimuli_job(study), device=device, progress=progress,
+                          on_plan=on_plan, estimate=estimate)

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ from stimgen.datasets import (
     ImageFolder,
     load_crop,
 )
+from stimgen.estimate import plan_rendering
 from stimgen.exemplars import ScanResult, assign_batches, scan_dataset
 from stimgen.featurevis import (
     DIRECTIONS,
@@ -61,7 +63,7 @@ from stimgen.featurevis import (
     render_targets,
 )
 from stimgen.hashing import derive_seed, fingerprint, sha256_bytes
-from stimgen.job import StimuliJob, StimuliResult
+from stimgen.job import StimuliInterrupted, StimuliJob, StimuliPlan, StimuliResult
 from stimgen.models import LoadedModel, load_model, probe_layers, resolve_device
 from stimgen.units import UnitRef, select_units
 
@@ -93,6 +95,24 @@ class _Tally:
     synthetic_reused: int = 0
     contact_sheets: list[Path] = field(default_factory=list)
     skipped_examples: list[str] = field(default_factory=list)
+    scan_progress: int = 0  # images the scan has read in this run
+
+
+def _kept(tally: _Tally, n_images: int, natural: _NaturalWork,
+          synthetic: _SyntheticWork | None) -> list[str]:
+    """What an interrupted rendering leaves for the next run, in words."""
+    kept = []
+    if natural.scan_units and 0 < tally.scan_progress < n_images:
+        kept.append(f"the scan's checkpoint (about {tally.scan_progress} of {n_images} "
+                    "images read; it is saved when interrupted)")
+    done_natural = tally.natural_reused + tally.natural_written
+    kept.append(f"natural exemplars of {done_natural} units")
+    if synthetic is not None:
+        total = tally.synthetic_reused + len(synthetic.todo)
+        done = tally.synthetic_reused + tally.synthetic_rendered
+        kept.append(f"feature visualizations of {done} of {total} unit-directions "
+                    "(a chunk in progress is lost)")
+    return kept
 
 
 class RecordStore:
@@ -120,11 +140,16 @@ def render_stimuli(
     *,
     device: str | None = None,
     progress: Progress = silent,
+    on_plan: Callable[[StimuliPlan], None] | None = None,
+    estimate: bool = True,
 ) -> StimuliResult:
     """Render `job.config` into `job.stimuli_dir` and write `job.manifest_path` last.
 
     `device` overrides the [stimuli] device; `progress` is told of each stretch of work
-    (scanning, saving exemplars, rendering, contact sheets). Nothing is printed.
+    (scanning, saving exemplars, rendering, contact sheets). `on_plan` is told what will be
+    done before any of it starts (with a time estimate from a short measurement unless
+    `estimate` is False). Ctrl-C raises `StimuliInterrupted`, which says what was kept for
+    a re-run to continue from. Nothing is printed.
     """
     started = time.monotonic()
     cfg = job.config
@@ -139,12 +164,27 @@ def render_stimuli(
     out.mkdir(parents=True, exist_ok=True)
     store = RecordStore(out / CACHE_DIR)
     tally = _Tally()
-    natural, dataset_info = _natural_exemplars(cfg, model, units, folder, out, store,
-                                               progress, tally)
-    synthetic: dict[str, SyntheticImages] = {}
-    if cfg.synthetic.enabled:
-        synthetic = _feature_visualizations(cfg, model, units, seed, out, store, progress,
-                                            tally)
+    natural_work = _natural_todo(cfg, model, units, folder, out, store, tally)
+    synthetic_work = (_synthetic_todo(cfg, model, units, seed, out, store, tally)
+                      if cfg.synthetic.enabled else None)
+    if on_plan is not None:
+        on_plan(plan_rendering(
+            cfg, model, units, folder, requested_device=device or cfg.device,
+            scan_units=natural_work.scan_units, natural_todo=len(natural_work.todo),
+            targets=synthetic_work.todo if synthetic_work else [],
+            settings=synthetic_work.settings if synthetic_work else None,
+            transform_seed=synthetic_work.transform_seed if synthetic_work else 0,
+            synthetic_reused=tally.synthetic_reused, estimate=estimate))
+    try:
+        natural, dataset_info = _natural_exemplars(cfg, model, natural_work, folder, out,
+                                                   store, progress, tally)
+        synthetic: dict[str, SyntheticImages] = {}
+        if synthetic_work is not None:
+            synthetic = _feature_visualizations(cfg, model, units, seed, synthetic_work, out,
+                                                store, progress, tally)
+    except KeyboardInterrupt:
+        raise StimuliInterrupted(_kept(tally, len(folder), natural_work, synthetic_work)
+                                 ) from None
     manifest_units = [
         Unit(id=u.id, layer=u.layer, channel=u.channel, label=u.label,
              selection=u.selection, natural=natural[u.id], synthetic=synthetic.get(u.id))
@@ -222,10 +262,28 @@ def _dataset(cfg: StimuliConfig, root: Path) -> ImageFolder:
 # -- natural exemplars -------------------------------------------------------------------
 
 
-def _natural_exemplars(
-    cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: ImageFolder,
-    out: Path, store: RecordStore, progress: Progress, tally: _Tally,
-) -> tuple[dict[str, NaturalExemplars], DatasetInfo]:
+@dataclass
+class _NaturalWork:
+    """The natural exemplars already there (`natural`) and the units still to do (`todo`),
+    with the scans that can be reused, found before anything is computed."""
+
+    data_key: str
+    natural_key: str
+    natural: dict[str, NaturalExemplars]
+    todo: list[UnitRef]
+    scans: dict[str, dict[str, Any]]
+    dataset_record: dict[str, Any] | None
+
+    @property
+    def scan_units(self) -> list[UnitRef]:
+        """The units the dataset must be scanned for (none when every scan is reused)."""
+        missing = [u for u in self.todo if u.id not in self.scans]
+        return missing or (self.todo if self.todo and self.dataset_record is None else [])
+
+
+def _natural_todo(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef],
+                  folder: ImageFolder, out: Path, store: RecordStore, tally: _Tally,
+                  ) -> _NaturalWork:
     k = cfg.images_per_side
     data_key = fingerprint({"model": model.fingerprint(), "dataset": folder.fingerprint()})
     natural_key = fingerprint({"data": data_key, "k": k, "batches": cfg.batches,
@@ -240,17 +298,26 @@ def _natural_exemplars(
             tally.natural_reused += 1
         else:
             todo.append(unit)
-
     found = {u.id: store.get("scan", f"{u.slug}", _scan_key(data_key, u, k)) for u in todo}
     scans = {unit_id: record for unit_id, record in found.items() if record is not None}
-    dataset_record = store.get("scan", "dataset", data_key)
-    missing = [u for u in todo if u.id not in scans]
-    if missing or (todo and dataset_record is None):
-        scan = _scan(cfg, model, missing or todo, folder, out, data_key, progress)
+    return _NaturalWork(data_key, natural_key, natural, todo, scans,
+                        store.get("scan", "dataset", data_key))
+
+
+def _natural_exemplars(
+    cfg: StimuliConfig, model: LoadedModel, work: _NaturalWork, folder: ImageFolder,
+    out: Path, store: RecordStore, progress: Progress, tally: _Tally,
+) -> tuple[dict[str, NaturalExemplars], DatasetInfo]:
+    k = cfg.images_per_side
+    data_key, natural_key, natural = work.data_key, work.natural_key, work.natural
+    todo, scans, dataset_record = work.todo, work.scans, work.dataset_record
+    to_scan = work.scan_units
+    if to_scan:
+        scan = _scan(cfg, model, to_scan, folder, out, data_key, progress, tally)
         tally.scanned_images = len(folder)
         dataset_record = {"n_skipped": scan.n_skipped, "skipped": scan.skipped}
         store.put("scan", "dataset", data_key, dataset_record)
-        for unit in missing or todo:
+        for unit in to_scan:
             scans[unit.id] = {"top": scan.top[unit.id], "bottom": scan.bottom[unit.id]}
             store.put("scan", unit.slug, _scan_key(data_key, unit, k), scans[unit.id])
     if dataset_record is None:  # everything reused, but the dataset record went missing
@@ -273,15 +340,20 @@ def _scan_key(data_key: str, unit: UnitRef, k: int) -> str:
 
 
 def _scan(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: ImageFolder,
-          out: Path, data_key: str, progress: Progress) -> ScanResult:
+          out: Path, data_key: str, progress: Progress, tally: _Tally) -> ScanResult:
     units_key = fingerprint({"data": data_key, "k": cfg.images_per_side,
                              "units": [(u.layer, u.channel) for u in units]})
     with progress(f"scanning {len(units)} units", total=len(folder)) as advance:
+
+        def scanned(n: int) -> None:
+            tally.scan_progress += n
+            advance(n)
+
         scan = scan_dataset(
             model, units, folder, k=cfg.images_per_side, batch_size=cfg.scan_batch_size,
             num_workers=cfg.num_workers, key=units_key,
             checkpoint=out / CACHE_DIR / "scan" / f"partial-{units_key}.pt",
-            progress=advance,
+            progress=scanned,
         )
     readable = scan.n_images - scan.n_skipped
     if readable < 2 * cfg.images_per_side:
@@ -404,10 +476,19 @@ def _files_intact(out: Path, block: dict[str, Any]) -> bool:
 # -- feature visualizations -------------------------------------------------------------
 
 
-def _feature_visualizations(
-    cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], seed: int, out: Path,
-    store: RecordStore, progress: Progress, tally: _Tally,
-) -> dict[str, SyntheticImages]:
+@dataclass
+class _SyntheticWork:
+    """The feature visualizations already there (`records`) and those still to render."""
+
+    settings: RenderSettings
+    transform_seed: int
+    records: dict[tuple[str, str], dict[str, Any]]
+    todo: list[RenderTarget]
+    keys: dict[tuple[str, str], str]
+
+
+def _synthetic_todo(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], seed: int,
+                    out: Path, store: RecordStore, tally: _Tally) -> _SyntheticWork:
     settings = RenderSettings.from_dict(cfg.synthetic.settings())
     transform_seed = derive_seed(seed, "synthetic-transforms")
     base = {"model": model.fingerprint(), "settings": settings.as_dict(),
@@ -415,7 +496,6 @@ def _feature_visualizations(
     records: dict[tuple[str, str], dict[str, Any]] = {}
     todo: list[RenderTarget] = []
     keys: dict[tuple[str, str], str] = {}
-    by_id = {u.id: u for u in units}
     for unit in units:
         for direction in DIRECTIONS:
             init_seed = derive_seed(seed, "synthetic-init", unit.id, direction)
@@ -428,7 +508,16 @@ def _feature_visualizations(
                 tally.synthetic_reused += 1
             else:
                 todo.append(RenderTarget(unit.id, unit.layer, unit.channel, direction, init_seed))
+    return _SyntheticWork(settings, transform_seed, records, todo, keys)
 
+
+def _feature_visualizations(
+    cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], seed: int,
+    work: _SyntheticWork, out: Path, store: RecordStore, progress: Progress, tally: _Tally,
+) -> dict[str, SyntheticImages]:
+    settings, transform_seed = work.settings, work.transform_seed
+    records, todo, keys = work.records, work.todo, work.keys
+    by_id = {u.id: u for u in units}
     if todo:
         layer_order = {name: info.order
                        for name, info in probe_layers(model, [t.layer for t in todo]).items()}

@@ -118,14 +118,23 @@ def stimuli(
         str | None,
         typer.Option(help="auto, cpu, cuda or cuda:N (default: [stimuli] device, auto)."),
     ] = None,
+    estimate: Annotated[bool, typer.Option(
+        help="Time a few steps first and say how long the whole rendering will take.")
+    ] = True,
     progress: ProgressOption = True,
 ) -> None:
     """Render natural exemplars and feature visualizations per [stimuli] in study.toml."""
     from crowdkit.stimuli import render_study_stimuli
+    from stimgen.job import StimuliInterrupted
 
-    result = render_study_stimuli(_study(directory), device=device,
-                                  progress=render.progress(progress))
+    try:
+        result = render_study_stimuli(_study(directory), device=device, estimate=estimate,
+                                      progress=render.progress(progress),
+                                      on_plan=render.stimuli_plan)
+    except StimuliInterrupted as stopped:
+        render.interrupted(stopped.kept, f"crowdkit stimuli {directory}")
     render.lines(result.summary_lines())
+    render.warnings(result.warnings)
 
 
 @app.command()

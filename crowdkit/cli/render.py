@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -26,6 +26,8 @@ from crowdkit.progress import Advance, Logged, Progress
 
 if TYPE_CHECKING:  # rich's console is imported when something is shown
     from rich.console import RenderableType
+
+    from stimgen.job import StimuliPlan
 
 
 def echo(line: str = "") -> None:
@@ -77,6 +79,19 @@ def confirm(question: str, nothing_done: str) -> bool:
     raise NotConfirmed(f"not confirmed; {nothing_done} (pass --yes to skip the question)")
 
 
+def stimuli_plan(plan: StimuliPlan) -> None:
+    """What `crowdkit stimuli` is about to do, before it starts; warnings first."""
+    warnings(plan.warnings)
+    lines(plan.lines())
+
+
+def interrupted(kept: list[str], again: str) -> NoReturn:
+    """Ctrl-C in a long command: what is kept, how to go on, and exit status 130."""
+    typer.echo(f"interrupted; kept: {'; '.join(kept)}", err=True)
+    typer.echo(f"run `{again}` again to continue where it stopped", err=True)
+    raise typer.Exit(130)
+
+
 class _PlainLines(logging.Handler):
     """INFO lines as they are on stdout; warnings and errors prefixed on stderr."""
 
@@ -108,7 +123,12 @@ def progress(enabled: bool = True) -> Progress:
         return silent
     if is_terminal():
         return _bar
-    return Logged(logging.getLogger("crowdkit.progress"))
+    logger = logging.getLogger("crowdkit.progress")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _PlainLines) for h in logger.handlers):
+        logger.addHandler(_PlainLines())
+    logger.propagate = False  # shown once, whether or not configure_logging ran
+    return Logged(logger)
 
 
 @contextmanager
