@@ -31,6 +31,8 @@ from crowdkit.images import (
 )
 from crowdkit.ledger import ImageRecord, Ledger
 from crowdkit.manifest import Manifest, Unit, load_manifest
+from crowdkit.slots import RATING_TYPE, LabPlanner, LabStreams
+from crowdkit.slots import arms as lab_arms
 from crowdkit.study import DesignSection, Study, StudyConfig
 from crowdkit.tasks import AnswerKey, DesignedTask, PublicTask
 from crowdkit.trials import registry
@@ -141,21 +143,31 @@ class BatchCycler:
 
 
 def design_tasks(config: StudyConfig, manifest: Manifest, stimuli_dir: Path,
-                 catch_dir: Path, digests: DigestCache | None = None) -> Design:
+                 catch_dir: Path, digests: DigestCache | None = None,
+                 secret: bytes | None = None) -> Design:
     """Turn a manifest into balanced tasks and their answer keys.
 
-    Deterministic: the same config, manifest and seed give identical tasks. Catch-trial
-    queries are byte-level copies (same pixels, different file) written to `catch_dir`, so
-    their keys differ from the reference they copy and the page cannot match them up.
+    Deterministic: the same config, manifest, seed and secret give identical tasks.
+    Catch-trial queries are byte-level copies (same pixels, different file) written to
+    `catch_dir`, so their keys differ from the reference they copy and the page cannot
+    match them up. With the ledger's `secret`, every image is served padded under a keyed
+    name from `catch_dir` (crowdkit.images.ImageRegistry).
     """
     d = config.design
     sources.sources_for(manifest)
-    trial_type = registry.get(DEFAULT_TYPE)
-    _check_design(config, manifest, trial_type.check(config, manifest))
+    type_problems = [p for name in _trial_types(d)
+                     for p in registry.get(name).check(config, manifest)]
+    _check_design(config, manifest, type_problems)
     rng = random.Random(f"crowdkit-design:{config.design_seed}")
-    practice_units, main_units = _split_practice_units(d, manifest, rng)
-    images = ImageRegistry(stimuli_dir, catch_dir, digests or DigestCache())
+    rating_units, unrated = _split_rating_units(d, manifest)
+    practice_units, main_units = _split_practice_units(d, unrated, rng)
+    images = ImageRegistry(stimuli_dir, catch_dir, digests or DigestCache(), secret)
+    if secret is not None:
+        images.plan_padding(manifest.image_paths())
     ctx = BuildContext(config=config, manifest=manifest, rng=rng, images=images)
+    if d.lab:
+        return _design(_lab_tasks(config, rng, ctx, practice_units, main_units, rating_units),
+                       images)
     orders = _condition_orders(d, rng)
     shared_batches = BatchCycler(main_units, rng)
     main_streams = {c: UnitStream(main_units, rng, shared_batches) for c in d.conditions}
@@ -168,11 +180,38 @@ def design_tasks(config: StudyConfig, manifest: Manifest, stimuli_dir: Path,
         slots = _practice_slots(d, order[0], practice_stream)
         slots += _test_slots(d, order, main_streams, catch_streams, rng)
         tasks.append(build_task(task_id, config, order, slots, ctx))
+    return _design(tasks, images)
 
+
+def _design(tasks: list[DesignedTask], images: ImageRegistry) -> Design:
     digest = hashlib.sha256()
     for task in tasks:
         digest.update(task.model_dump_json().encode())
     return Design(tasks=tasks, images=images.images, design_hash=digest.hexdigest()[:32])
+
+
+def _lab_tasks(config: StudyConfig, rng: random.Random, ctx: BuildContext,
+               practice_units: list[Unit], main_units: list[Unit],
+               rating_units: list[Unit]) -> list[DesignedTask]:
+    """The tasks of a lab design, planned by crowdkit.slots over this design's streams."""
+    d = config.design
+    arms = lab_arms(d)
+    if d.catch_units == "practice" and d.catch_trials_per_task and not practice_units:
+        raise ConfigError('[design] catch_units: "practice" draws catch trials from the '
+                          "practice units, and there are none (set practice_trials and "
+                          "practice_units)")
+    catch_units = practice_units if d.catch_units == "practice" else main_units
+    shared_batches = BatchCycler(main_units, rng)
+    streams = LabStreams(
+        main=[UnitStream(main_units, rng, shared_batches) for _ in arms],
+        baseline=UnitStream(main_units, rng, shared_batches) if d.baseline else None,
+        catch=[UnitStream(catch_units, rng) for _ in arms] if catch_units else [],
+        practice=UnitStream(practice_units, rng) if practice_units else None,
+    )
+    planner = LabPlanner(d, rng, streams, rating_units)
+    return [build_task(f"t{t:04d}", config, planner.condition_order(order),
+                       planner.task_slots(t, order), ctx)
+            for t, order in enumerate(planner.orders(d.tasks))]
 
 
 def trial_id(config: StudyConfig, task_id: str, index: int) -> str:
@@ -201,8 +240,47 @@ def build_task(task_id: str, config: StudyConfig, order: list[str], slots: list[
 
 
 def slot_type(slot: Slot) -> str:
-    """The trial type a slot is built by: the paper's 2-AFC for practice, main and catch."""
-    return DEFAULT_TYPE
+    """The trial type a slot is built by: the paper's 2-AFC for practice, main, catch and
+    repeated trials, the rating type for ratings (the planner says which)."""
+    return slot.trial_type
+
+
+def _trial_types(d: DesignSection) -> list[str]:
+    """The trial types a design builds."""
+    return [DEFAULT_TYPE, *([RATING_TYPE] if d.ratings.units else [])]
+
+
+def _split_rating_units(d: DesignSection, manifest: Manifest) -> tuple[list[Unit], Manifest]:
+    """The units of the rating trials, and the manifest without them: a unit explained in a
+    rating is kept out of practice and main trials, as the paper's warm-up units were."""
+    if not d.ratings.units:
+        return [], manifest
+    ids = list(dict.fromkeys(d.ratings.units))
+    by_id = {u.id: u for u in manifest.units}
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+        raise ConfigError(f"[design.ratings] units: unit {unknown[0]!r} is not in the "
+                          f"manifest (known: {', '.join(sorted(by_id)[:12])})")
+    rest = [u for u in manifest.units if u.id not in set(ids)]
+    return [by_id[i] for i in ids], manifest.model_copy(update={"units": rest})
+
+
+def _rating_problems(d: DesignSection) -> list[str]:
+    """Ratings explain with images: both named conditions must have some."""
+    r = d.ratings
+    if not r.units:
+        return []
+    with_images = [n for n in sources.names() if sources.get(n).shows_references]
+    problems = []
+    for key, name in (("explanation", r.explanation), ("given", r.given)):
+        source = sources.find(name) if name else None
+        if name and (source is None or not source.shows_references):
+            problems.append(f"[design.ratings] {key}: {name!r} is not a condition with "
+                            f"images; expected one of {', '.join(with_images)}")
+    overlap = sorted(set(r.units) & set(d.practice_units))
+    if overlap:
+        problems.append(f"[design.ratings] units: {overlap[0]} is also a practice unit")
+    return problems
 
 
 def _check_design(config: StudyConfig, manifest: Manifest, type_problems: list[str]) -> None:
@@ -216,9 +294,14 @@ def _check_design(config: StudyConfig, manifest: Manifest, type_problems: list[s
     if len(set(d.conditions)) != len(d.conditions):
         problems.append("[design] conditions: a condition is listed twice")
     problems += type_problems
-    if d.assignment == "within" and d.trials_per_task < len(d.conditions):
+    if d.assignment == "within" and d.trials_per_task < len(lab_arms(d)):
         problems.append("[design] trials_per_task: fewer trials than conditions in a "
                         "within-participant design")
+    for condition in d.conditions:
+        if condition in sources.BASELINES.values():
+            problems.append(f"[design] conditions: {condition} is the baseline's; set "
+                            '[design] baseline = ["pre", "post"] and baseline_trials instead')
+    problems += _rating_problems(d)
     if problems:
         raise ConfigError(problems[0], lines=problems)
 
@@ -283,7 +366,7 @@ def _test_slots(d: DesignSection, order: list[str], main: dict[str, UnitStream],
                 catch: dict[str, UnitStream], rng: random.Random) -> list[Slot]:
     """Main trials block by block, in a shuffled order, with catch trials spread evenly."""
     main_counts = _split_evenly(d.trials_per_task, len(order))
-    catch_counts = _split_evenly(d.catch_trials_per_task, len(order))
+    catch_counts = _catch_counts(d.catch_trials_per_task, order)
     slots: list[Slot] = []
     for block, condition in enumerate(order):
         mains = [Slot("main", condition, block, u, b)
@@ -293,6 +376,19 @@ def _test_slots(d: DesignSection, order: list[str], main: dict[str, UnitStream],
                    for u, b in catch[condition].take(catch_counts[block])]
         slots += _spread(mains, catches, rng)
     return slots
+
+
+def _catch_counts(total: int, order: list[str]) -> list[int]:
+    """Catch trials per block, only in blocks that show references.
+
+    A catch trial copies a shown reference, so a block without references (the `none`
+    condition) has none: a catch trial there would be the only trial with references on the
+    page, which tells it apart. Such a block's share goes to the task's other blocks; a task
+    of reference-less blocks only has no catch trials.
+    """
+    shows = [sources.get(condition).shows_references for condition in order]
+    counts = iter(_split_evenly(total, sum(shows)) if any(shows) else [])
+    return [next(counts) if show else 0 for show in shows]
 
 
 def _spread(mains: list[Slot], catches: list[Slot], rng: random.Random) -> list[Slot]:
@@ -314,12 +410,16 @@ def _spread(mains: list[Slot], catches: list[Slot], rng: random.Random) -> list[
 # ---------------------------------------------------------------------------------------
 
 
-def design_for(study: Study) -> Design:
-    """The study's design from its manifest (catch copies and digests in design/)."""
+def design_for(study: Study, secret: bytes | None = None,
+               config: StudyConfig | None = None) -> Design:
+    """The study's design from its manifest (served images or catch copies, and digests,
+    in design/). `secret` is the ledger's image secret (None: content-hash keys, as
+    `crowdkit preview` shows a study without a ledger); `config` replaces study.toml's."""
     digests = DigestCache(study.design_dir / "digests.json")
+    out_dir = study.design_dir / ("served" if secret is not None else "catch")
     try:
-        design = design_tasks(study.config, load_manifest(study.manifest_path),
-                              study.stimuli_dir, study.design_dir / "catch", digests)
+        design = design_tasks(config or study.config, load_manifest(study.manifest_path),
+                              study.stimuli_dir, out_dir, digests, secret)
     except ConfigError as exc:
         raise _naming_files(exc, study) from None
     digests.save()
@@ -340,13 +440,46 @@ def _naming_files(exc: ConfigError, study: Study) -> ConfigError:
 
 
 def design_study(study: Study) -> str:
-    """Design the study's tasks from its manifest into the ledger; return a summary."""
-    design = design_for(study)
+    """Design the study's tasks from its manifest into the ledger; return a summary.
+
+    A published study whose only change is more [design] tasks grows: its tasks stay as
+    they are and the new ones are added after them (`grow_design`).
+    """
     with Ledger.open(study.db_path, write=True, command="crowdkit design") as ledger:
+        secret = ledger.image_secret()
+        design = design_for(study, secret)
+        added = grow_design(study, ledger, design, secret)
+        if added:
+            return f"grown by {added} tasks: {summarize(ledger.tasks())}"
         changed = ledger.save_design(design.tasks, design.image_records(study.root),
                                      design.design_hash)
     verb = "designed" if changed else "unchanged:"
     return f"{verb} {summarize(design.tasks)}"
+
+
+def grow_design(study: Study, ledger: Ledger, design: Design, secret: bytes | None) -> int:
+    """Add the design's tasks beyond the stored ones when that is all that changed; return
+    how many were added (0: nothing to grow, the usual rules apply).
+
+    It is all that changed when the design with the stored number of tasks is exactly the
+    stored design. The new tasks are the bigger design's last ones, so their conditions
+    and units come in the same balanced rounds; the stored tasks never change under HITs.
+    """
+    stored_hash = ledger.design_hash()
+    stored = ledger.tasks()
+    if (stored_hash in (None, design.design_hash) or not ledger.hits()
+            or len(design.tasks) <= len(stored)):
+        return 0
+    fewer = study.config.design.model_copy(update={"tasks": len(stored)})
+    before = design_for(study, secret, study.config.model_copy(update={"design": fewer}))
+    if before.design_hash != stored_hash:
+        return 0
+    new = design.tasks[len(stored):]
+    shown = {key for task in new for trial in task.public.trials
+             for key in registry.get(trial.type).image_keys(trial)}
+    records = {k: v for k, v in design.image_records(study.root).items() if k in shown}
+    ledger.append_tasks(new, records, design.design_hash)
+    return len(new)
 
 
 def summarize(tasks: list[DesignedTask]) -> str:
@@ -361,5 +494,6 @@ def summarize(tasks: list[DesignedTask]) -> str:
     spread = "; ".join(
         f"{cond}: {len(c)} units seen {min(c.values())}-{max(c.values())} times"
         for cond, c in sorted(units.items()))
-    return (f"{len(tasks)} tasks, {phases['main']} main, {phases['catch']} catch and "
+    lab = "".join(f", {phases[p]} {p}" for p in ("repeated", "rating") if phases[p])
+    return (f"{len(tasks)} tasks, {phases['main']} main, {phases['catch']} catch{lab} and "
             f"{phases['practice']} practice trials ({spread})")

@@ -2,7 +2,8 @@
 
 It is the study's only state. Tasks with their answer keys, HITs with their request
 tokens, assignments with the answer XML exactly as MTurk returned it, reviews, bonuses,
-qualification grants, and an append-only event log.
+qualification grants, changes to posted HITs and blocks (crowdkit.ledger_changes), the
+study's own random id and secrets, and an append-only event log.
 
 Rules that keep it trustworthy:
 - WAL mode and foreign keys on; every write is one transaction (`with ledger.transaction()`).
@@ -22,11 +23,11 @@ import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
 from crowdkit.errors import CrowdkitError, LedgerBusy
+from crowdkit.ledger_changes import PostedChanges, now_iso
 from crowdkit.ledger_schema import MIGRATIONS, SCHEMA_VERSION, split_sql
 from crowdkit.tasks import AnswerKey, DesignedTask, PublicTask
 
@@ -40,12 +41,10 @@ class ImageRecord(TypedDict):
     content_type: str
 
 
-def now_iso() -> str:
-    """UTC timestamps as ISO 8601 strings: sortable, unambiguous, readable in sqlite3."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+__all__ = ["SCHEMA_VERSION", "ImageRecord", "Ledger", "now_iso"]
 
 
-class Ledger:
+class Ledger(PostedChanges):
     """An open study ledger. Use `Ledger.open(path, write=True)` as a context manager."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, lock_fd: int | None) -> None:
@@ -120,9 +119,23 @@ class Ledger:
                 for statement in split_sql(MIGRATIONS[target]):
                     self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {target}")
-            if self.get_meta("pseudonym_key") is None:
-                self.set_meta("pseudonym_key", secrets.token_hex(32))
+            self._create_secrets()
             self.log_event("ledger.migrated", from_version=version, to_version=SCHEMA_VERSION)
+
+    def _create_secrets(self) -> None:
+        """The ledger's own random values, made once: the pseudonym key, the study id (what
+        makes request tokens unique to this ledger) and the secret of the image keys.
+
+        A ledger that already has HITs gets no image secret: its published pages name
+        images by their content hash, and a new secret would change the design under them.
+        """
+        if self.get_meta("pseudonym_key") is None:
+            self.set_meta("pseudonym_key", secrets.token_hex(32))
+        if self.get_meta("study_id") is None:
+            self.set_meta("study_id", secrets.token_hex(16))
+        has_hits = self.conn.execute("SELECT 1 FROM hits LIMIT 1").fetchone() is not None
+        if self.get_meta("image_secret") is None and not has_hits:
+            self.set_meta("image_secret", secrets.token_hex(32))
 
     # -- transactions and the event log -------------------------------------------------
 
@@ -188,6 +201,20 @@ class Ledger:
             raise CrowdkitError(f"{self.path}: the ledger has no pseudonym key")
         return bytes.fromhex(value)
 
+    def study_id(self) -> str:
+        """This ledger's random id: request tokens and annotations carry it, so two study
+        directories with the same [study] name never share a HIT."""
+        value = self.get_meta("study_id")
+        if value is None:
+            raise CrowdkitError(f"{self.path}: the ledger has no study id")
+        return value
+
+    def image_secret(self) -> bytes | None:
+        """The key of the study's image keys and padding (crowdkit.images); None for a study
+        published before ledgers had one, whose images keep their content-hash keys."""
+        value = self.get_meta("image_secret")
+        return None if value is None else bytes.fromhex(value)
+
     # -- tasks and images -------------------------------------------------------------------
 
     def design_hash(self) -> str | None:
@@ -230,6 +257,29 @@ class Ledger:
             self.log_event("design.saved", design_hash=design_hash, tasks=len(tasks),
                            images=len(images), replaced=current)
             return True
+
+    def append_tasks(self, tasks: list[DesignedTask], images: dict[str, ImageRecord],
+                     design_hash: str) -> None:
+        """Add tasks after the stored ones (a study that grows): the stored tasks and their
+        images stay exactly as they are, and `design_hash` becomes the design's hash."""
+        with self.transaction():
+            start = self.conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+            self.conn.executemany(
+                "INSERT INTO images (key, path, bytes, content_type) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key) DO NOTHING",
+                [(k, v["path"], v["bytes"], v["content_type"]) for k, v in images.items()],
+            )
+            created = now_iso()
+            self.conn.executemany(
+                "INSERT INTO tasks (task_id, position, public_json, key_json, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(t.public.task_id, start + i, t.public.model_dump_json(),
+                  t.key.model_dump_json(), created) for i, t in enumerate(tasks)],
+            )
+            previous = self.design_hash()
+            self.set_meta("design_hash", design_hash)
+            self.log_event("design.grown", design_hash=design_hash, previous=previous,
+                           added_tasks=len(tasks), tasks=start + len(tasks))
 
     def tasks(self) -> list[DesignedTask]:
         """All designed tasks in design order."""

@@ -107,8 +107,46 @@ CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 """
 
+# v2: what lets a study grow and keeps it its own. The study's random id and the secret of
+# its image keys are meta rows (`study_id`, `image_secret`) that crowdkit.ledger adds when it
+# migrates; these tables record the calls that change a posted study.
+SCHEMA_V2 = """
+CREATE TABLE hit_additions (                   -- CreateAdditionalAssignmentsForHIT
+    request_token TEXT PRIMARY KEY,            -- its UniqueRequestToken
+    target        TEXT NOT NULL,
+    hit_id        TEXT NOT NULL REFERENCES hits(hit_id),
+    before        INTEGER NOT NULL,            -- the HIT's MaxAssignments before the call
+    added         INTEGER NOT NULL CHECK (added > 0),
+    status        TEXT NOT NULL CHECK (status IN ('intent', 'done', 'failed')),
+    error         TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE TABLE hit_extensions (                  -- UpdateExpirationForHIT, later in time
+    hit_id     TEXT NOT NULL REFERENCES hits(hit_id),
+    expire_at  TEXT NOT NULL,                  -- ISO 8601 UTC: the new expiration
+    status     TEXT NOT NULL CHECK (status IN ('intent', 'done', 'failed')),
+    error      TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (hit_id, expire_at)
+);
+CREATE TABLE worker_blocks (                   -- CreateWorkerBlock / DeleteWorkerBlock
+    target        TEXT NOT NULL,
+    worker_id     TEXT NOT NULL,
+    blocked       INTEGER NOT NULL CHECK (blocked IN (0, 1)),  -- what was asked last
+    reason        TEXT NOT NULL,
+    assignment_id TEXT,                        -- the rejected answer, for review's blocks
+    status        TEXT NOT NULL CHECK (status IN ('intent', 'done', 'failed')),
+    error         TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    PRIMARY KEY (target, worker_id)
+);
+"""
+
 # Forward migrations: MIGRATIONS[n] takes a database from version n - 1 to version n.
-MIGRATIONS: dict[int, str] = {1: SCHEMA_V1}
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

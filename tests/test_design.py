@@ -181,7 +181,11 @@ def test_design_is_balanced(params):
         keys = task.key.trials
         test = [k for k in keys if k.phase != "practice"]
         assert len([k for k in test if k.phase == "main"]) == d.trials_per_task
-        assert len([k for k in test if k.phase == "catch"]) == d.catch_trials_per_task
+        # catch trials only in blocks that show references (never in a `none` block)
+        with_refs = [c for c in task.key.condition_order if c != "none"]
+        catches = [k for k in test if k.phase == "catch"]
+        assert len(catches) == (d.catch_trials_per_task if with_refs else 0)
+        assert all(k.condition != "none" for k in catches)
         assert [k.phase for k in keys[: len(keys) - len(test)]] == ["practice"] * d.practice_trials
         for k in test:
             if k.phase == "main":

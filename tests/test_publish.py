@@ -70,7 +70,8 @@ def test_assignments_are_split_into_hits_of_at_most_nine_by_default():
         ("a", 0, 7), ("a", 1, 7), ("a", 2, 6), ("b", 0, 7), ("b", 1, 7), ("b", 2, 6)]
     assert len({p.request_token for p in plans}) == 6
     assert all(len(p.request_token) <= 64 for p in plans)
-    # Tokens depend on the study and task only: every run asks for the same HITs.
+    # Tokens depend on the ledger's study id and the task only: every run asks for the
+    # same HITs, and another ledger (whatever its study's name) for others.
     assert plans == plan_hits(["a", "b"], "s", 20, 9)
     assert plans[0].request_token != plan_hits(["a"], "other", 20, 9)[0].request_token
 
@@ -151,6 +152,7 @@ def test_publish_creates_exactly_one_hit_per_task_part_with_qualifications(tmp_p
         own = ledger.qualification_type_id("local", study_qualification_name(study.name))
         pilot = ledger.qualification_type_id("local", study_qualification_name("pilot"))
         expert = ledger.qualification_type_id("local", "crowdkit-experts")
+        study_id = ledger.study_id()
     assert {r["hit_id"] for r in rows} == {h["HITId"] for h in hits}
     assert all(r["status"] == "created" and r["reward"] == "0.50" for r in rows)
     assert own and pilot and expert
@@ -160,7 +162,8 @@ def test_publish_creates_exactly_one_hit_per_task_part_with_qualifications(tmp_p
         assert reqs[pilot]["Comparator"] == "DoesNotExist"
         assert reqs[turk.PERCENT_APPROVED]["IntegerValues"] == [95]
         assert reqs[turk.LOCALE]["LocaleValues"] == [{"Country": "US"}]
-        assert hit["RequesterAnnotation"] in {r["request_token"] for r in rows}
+        token, owner = hit["RequesterAnnotation"].split(";study=")
+        assert token in {r["request_token"] for r in rows} and owner == study_id
     # The images the pages name are served by the local service.
     question = hits[0]["Question"]
     assert turk_service.base_url + "/files/" in question

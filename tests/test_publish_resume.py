@@ -77,7 +77,7 @@ def assert_exactly_one_hit_per_part(study, service):
     assert all(r["status"] == "created" for r in rows)
     assert {r["hit_id"] for r in rows} == {h["HITId"] for h in hits}
     assert len({(r["task_id"], r["part"]) for r in rows}) == N_HITS
-    assert sorted(h["RequesterAnnotation"] for h in hits) == sorted(
+    assert sorted(h["RequesterAnnotation"].split(";study=")[0] for h in hits) == sorted(
         r["request_token"] for r in rows)
 
 

@@ -60,6 +60,10 @@ class Unreachable(PlatformError):
     """Nothing answered: the network, the endpoint or a local service that is not running."""
 
 
+class ForeignPosting(CrowdkitError):
+    """A posting found by a request token carries another study's id: never adopt it."""
+
+
 @dataclass(frozen=True)
 class Posting:
     """A posted task as the platform returned it; `existed` when an earlier call made it."""
@@ -138,12 +142,25 @@ class Platform(Protocol):
         ...
 
     def create_posting(self, *, request_token: str, task_id: str, max_assignments: int,
-                       question: str, lifetime_s: int) -> Posting:
-        """Create a posting, or return the one an earlier call with the token made."""
+                       question: str, lifetime_s: int, owner: str) -> Posting:
+        """Create a posting, or return the one an earlier call with the token made.
+
+        `owner` is the study's id (the ledger's): the posting carries it, and a posting
+        that carries another study's id is never returned (a ForeignPosting error).
+        """
         ...
 
-    def find_postings(self, tokens: set[str]) -> dict[str, Posting]:
-        """The account's postings made with these request tokens, by token."""
+    def find_postings(self, tokens: set[str], *, owner: str) -> dict[str, Posting]:
+        """The account's postings made with these request tokens, by token (ForeignPosting
+        when one of them carries another owner)."""
+        ...
+
+    def add_assignments(self, posting_id: str, count: int, token: str) -> None:
+        """`count` more slots on a posting, once per token (AlreadyDone when used)."""
+        ...
+
+    def extend_posting(self, posting_id: str, expire_at: datetime) -> None:
+        """Keep a posting open until `expire_at` (a later time than it has)."""
         ...
 
     def posting_state(self, posting_id: str) -> PostingState: ...

@@ -10,10 +10,13 @@ The order of events for one study and target:
    `--target live`, enough balance, and a confirmation;
 4. host the images (S3 or the local service) and check that browsers can read them;
 5. let the platform set up the study (MTurk: its qualification types and HIT type);
-6. create each HIT with a request token derived from the study and the task. The ledger
-   records the intent before the call and the HIT id after it, so a run killed at any
-   moment is resumed by running publish again: a HIT whose answer was lost is found by its
-   token (the platform refuses to make it twice) or by listing the account's postings.
+6. create each HIT with a request token derived from the ledger's random study id and the
+   task. The ledger records the intent before the call and the HIT id after it, so a run
+   killed at any moment is resumed by running publish again: a HIT whose answer was lost
+   is found by its token (the platform refuses to make it twice) or by listing the
+   account's postings. A posting another study made is never adopted;
+7. a study that asks for more assignments than its HITs have grows: its open HITs get more
+   assignments and new HITs take the rest (crowdkit.publish.grow), with the same care.
 """
 
 from __future__ import annotations
@@ -29,34 +32,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crowdkit.design import design_study
-from crowdkit.errors import ConfigError, CrowdkitError
+from crowdkit.errors import CrowdkitError
 from crowdkit.ledger import Ledger
 from crowdkit.platforms.base import Platform, PlatformError, Posting
 from crowdkit.progress import Advance, Progress, silent
 from crowdkit.publish.cost import Cost, estimate_cost, format_cost
 from crowdkit.publish.dryrun import Rendered, format_size, render_tasks, write_dry_run
+from crowdkit.publish.grow import add_assignments, settle_additions, unsettled_additions
 from crowdkit.publish.plan import (
+    AddPlan,
     HitPlan,
     plan_hits,
+    plan_study,
     request_token,
     resolve_target,
     split_assignments,
 )
 from crowdkit.store import (
-    HttpLocalStore,
     S3Store,
     Store,
+    check_served,
     images_from_ledger,
+    open_store,
     over_budget,
-    s3_base_url,
-    study_prefix,
 )
+from crowdkit.store import image_base_url as store_image_base_url
 from crowdkit.study import Study, StudyConfig
 from crowdkit.tasks import DesignedTask
-from crowdkit.units import money_str
+from crowdkit.units import money_str, plural
 
 __all__ = [
-    "CRASH_ENV", "Cost", "HitPlan", "PublishResult", "Rendered", "default_store",
+    "CRASH_ENV", "AddPlan", "Cost", "HitPlan", "PublishResult", "Rendered", "default_store",
     "estimate_cost", "format_cost", "image_base_url", "plan_hits", "publish",
     "request_token", "resolve_target", "split_assignments",
 ]
@@ -74,6 +80,7 @@ class PublishResult:
     created: int = 0
     resumed: int = 0
     already: int = 0
+    added: int = 0  # assignments added to HITs that existed
     cost: Cost = field(default_factory=Cost)
     sizes: dict[str, int] = field(default_factory=dict)
     over_budget: dict[str, int] = field(default_factory=dict)
@@ -88,12 +95,16 @@ class PublishResult:
 
     def summary(self) -> str:
         if self.dry_run_dir is not None:
-            return (f"dry run: {self.hits_total} HITs rendered into {self.dry_run_dir}; "
+            return (f"dry run: {plural(self.hits_total, 'HIT')} rendered into "
+                    f"{self.dry_run_dir}; "
                     "nothing was sent anywhere")
         lines = [
-            f"{self.target}: {self.hits_total} HITs for this study ({self.created} created now, "
+            f"{self.target}: {plural(self.hits_total, 'HIT')} for this study "
+            f"({self.created} created now, "
             f"{self.resumed} recovered from an earlier run, {self.already} already there)",
         ]
+        if self.added:
+            lines.append(f"{plural(self.added, 'assignment')} added to existing HITs")
         if self.store:
             lines.append(f"images: {self.uploaded} uploaded, {self.skipped_uploads} already "
                          f"hosted ({self.store})")
@@ -104,26 +115,14 @@ class PublishResult:
 
 
 def default_store(study: Study, target: str) -> Store:
-    """S3 for sandbox and live; the local service's files for local."""
-    storage = study.config.storage
-    if target == "local":
-        return HttpLocalStore(study.config.mturk.local_endpoint)
-    if not storage.bucket:
-        raise ConfigError(
-            f"{study.toml_path}: [storage] bucket: publishing to {target} needs an S3 bucket "
-            "for the images (see docs/publishing.md)"
-        )
-    return S3Store(storage.bucket, prefix=storage.prefix, study_name=study.name,
-                   region=storage.region, profile=study.config.mturk.profile)
+    """The store [storage] chooses for `target` (crowdkit.store.open_store): by default S3
+    for sandbox and live and the local service's files for local."""
+    return open_store(study, target)
 
 
 def image_base_url(study: Study, target: str) -> str:
     """Where the worker's page loads images from, without touching the network."""
-    storage = study.config.storage
-    if target == "local" or not storage.bucket:
-        return study.config.mturk.local_endpoint.rstrip("/") + "/files/"
-    return s3_base_url(storage.bucket, storage.region,
-                       study_prefix(storage.prefix, study.name))
+    return store_image_base_url(study.config, study.name, target)
 
 
 @dataclass
@@ -138,6 +137,7 @@ class _Run:
     plans: list[HitPlan]
     recorded: dict[str, sqlite3.Row]  # the ledger's HITs on this target, by request token
     todo: list[HitPlan]
+    additions: list[AddPlan]
     rendered: Rendered
     result: PublishResult
     progress: Progress
@@ -177,7 +177,14 @@ def publish(
     design_study(study)
     with Ledger.open(study.db_path, write=True, command="crowdkit publish") as ledger:
         base_url = store.base_url if store is not None else image_base_url(study, target)
+        unsettled = unsettled_additions(ledger, target)
+        if unsettled and not dry_run:
+            settle_additions(ledger, platform)
         run = _plan_run(study, platform, ledger, base_url, progress, workers)
+        if unsettled and dry_run:
+            run.result.notes.append(
+                f"{unsettled} additions of an earlier run are unconfirmed; this plan may count "
+                "them again (a real publish checks them first)")
         run.result.plan_lines = _plan_lines(run)
         if on_plan is not None:
             on_plan(run.result.plan_lines)
@@ -185,9 +192,10 @@ def publish(
             run.result.dry_run_dir = write_dry_run(study, run.tasks, run.plans, run.image_rows,
                                                    run.rendered)
             return run.result
-        if run.todo:
+        if run.todo or run.additions:
             _check_balance(run)
             _confirm_spending(run, yes, confirm)
+        if run.todo:
             store = store or default_store(study, target)
             _host_images(run, store, apply_bucket_policy)
             if store.base_url != base_url:
@@ -195,8 +203,12 @@ def publish(
                                             platform)
             platform.prepare(ledger)
             _create_hits(run)
-        else:
-            run.result.notes.append("every HIT of this study already exists; nothing to create")
+        if run.additions:
+            run.result.added = add_assignments(ledger, platform, run.additions, progress,
+                                               _crash_point)
+        if not run.todo and not run.additions:
+            run.result.notes.append("every HIT of this study already exists with the "
+                                    "assignments study.toml asks for; nothing to create")
         run.result.preview_url = _preview_link(run)
         ledger.log_event("publish.done", target=target, hits=len(run.plans),
                          created=run.result.created, resumed=run.result.resumed)
@@ -209,17 +221,24 @@ def _plan_run(study: Study, platform: Platform, ledger: Ledger, base_url: str,
     config = study.config
     tasks = ledger.tasks()
     image_rows = ledger.images()
-    plans = plan_hits([t.public.task_id for t in tasks], study.name,
-                      config.hit.assignments_per_task, config.hit.max_assignments_per_hit)
-    recorded = {row["request_token"]: row for row in ledger.hits(platform.target)}
+    rows = ledger.hits(platform.target)
+    study_plan = plan_study([t.public.task_id for t in tasks], ledger.study_id(),
+                            config.hit.assignments_per_task, config.hit.max_assignments_per_hit,
+                            config.hit.reward, rows)
+    plans = study_plan.hits
+    recorded = {row["request_token"]: row for row in rows}
     todo = [p for p in plans if _row_status(recorded.get(p.request_token)) in _TO_CREATE]
     rendered = render_tasks(study, tasks, image_rows, base_url, platform)
     result = PublishResult(
         target=platform.target, hits_total=len(plans), already=len(plans) - len(todo),
-        cost=estimate_cost(todo, config, platform), sizes=rendered.sizes,
+        cost=estimate_cost(todo, config, platform, study_plan.additions), sizes=rendered.sizes,
         over_budget=over_budget(rendered.sizes, config.storage.hit_size_budget_mb))
-    return _Run(study, platform, ledger, tasks, image_rows, plans, recorded, todo, rendered,
-                result, progress, max(1, workers))
+    if study_plan.kept_above:
+        result.notes.append(
+            f"{plural(study_plan.kept_above, 'task')} have more assignments posted than "
+            "[hit] assignments_per_task asks for now; publish never takes assignments away")
+    return _Run(study, platform, ledger, tasks, image_rows, plans, recorded, todo,
+                study_plan.additions, rendered, result, progress, max(1, workers))
 
 
 def _row_status(row: sqlite3.Row | None) -> str | None:
@@ -233,15 +252,20 @@ def _plan_lines(run: _Run) -> list[str]:
     sizes = sorted(result.sizes.values())
     budget = config.storage.hit_size_budget_mb
     if sizes:
-        lines.append(f"{len(plans)} HITs ({len(result.sizes)} tasks); download per HIT "
+        lines.append(f"{plural(len(plans), 'HIT')} ({plural(len(result.sizes), 'task')}); "
+                     "download per HIT "
                      f"{format_size(sizes[0])} to {format_size(sizes[-1])} "
                      f"(budget {budget:g} MB)")
     for task_id, n in sorted(result.over_budget.items()):
         lines.append(f"warning: task {task_id} downloads {format_size(n)}, over the "
                      f"[storage] hit_size_budget_mb of {budget:g} MB; "
                      "workers on slow connections may give up")
-    if result.cost.hits:
-        lines.append(f"cost of the {result.cost.hits} HITs still to create ({result.target}):")
+    if result.cost.assignments:
+        what = [f"{plural(result.cost.hits, 'HIT')} still to create"] if result.cost.hits else []
+        if result.cost.added:
+            what.append(f"{plural(result.cost.added, 'assignment')} to add to "
+                        f"{plural(len(run.additions), 'existing HIT')}")
+        lines.append(f"cost of the {' and '.join(what)} ({result.target}):")
         lines.append(format_cost(result.cost))
     return lines
 
@@ -276,10 +300,13 @@ def _host_images(run: _Run, store: Store, apply_policy: bool) -> None:
             store.apply_public_read_policy()
             run.result.notes.append(f"bucket policy: public read on s3://{store.bucket}/"
                                     f"{store.prefix}* (no listing)")
-        store.check_public_read()
+        if not store.checked_over_http:
+            store.check_public_read()
     images = images_from_ledger(run.image_rows, run.study.root)
     with run.progress("uploading images", total=len(images)) as advance:
         uploaded = store.upload(images, progress=advance)
+    if isinstance(store, S3Store) and store.checked_over_http and images:
+        check_served(store.base_url, images[0])  # as a worker's browser asks for it
     result = run.result
     result.uploaded = len(uploaded.uploaded)
     result.skipped_uploads = len(uploaded.skipped)
@@ -293,8 +320,9 @@ def _create_hits(run: _Run) -> None:
     pass finds those by their token before anything new is asked for.
     """
     ledger, target, todo = run.ledger, run.target, run.todo
+    owner = ledger.study_id()
     stale = {p.request_token for p in todo if p.request_token in run.recorded}
-    found = run.platform.find_postings(stale) if stale else {}
+    found = run.platform.find_postings(stale, owner=owner) if stale else {}
     reward = money_str(run.config.hit.reward)
     with ledger.transaction():
         for plan in todo:
@@ -307,7 +335,7 @@ def _create_hits(run: _Run) -> None:
         return run.platform.create_posting(
             request_token=plan.request_token, task_id=plan.task_id,
             max_assignments=plan.max_assignments, question=run.rendered.questions[plan.task_id],
-            lifetime_s=run.config.hit.lifetime)
+            lifetime_s=run.config.hit.lifetime, owner=owner)
 
     with run.progress(f"creating HITs ({target})", total=len(todo)) as advance:
         for plan in [p for p in todo if p.request_token in found]:

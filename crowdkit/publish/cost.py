@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from crowdkit.platforms.base import Platform
-from crowdkit.publish.plan import HitPlan
+from crowdkit.publish.plan import AddPlan, HitPlan
 from crowdkit.study import StudyConfig
-from crowdkit.units import money_str
+from crowdkit.units import money_str, plural
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Cost:
 
     hits: int = 0
     assignments: int = 0
+    added: int = 0  # of `assignments`, those added to HITs that exist
     reward: Decimal = Decimal("0.00")
     rewards: Decimal = Decimal("0.00")
     commission: Decimal = Decimal("0.00")
@@ -37,9 +39,10 @@ class Cost:
 
     def lines(self) -> list[tuple[str, Decimal]]:
         """The items as (label, amount), in the order a researcher checks them."""
+        on_existing = f" ({self.added} added to existing HITs)" if self.added else ""
         items = [
-            (f"rewards: {self.assignments} assignments x ${money_str(self.reward)}",
-             self.rewards),
+            (f"rewards: {plural(self.assignments, 'assignment')}{on_existing} x "
+             f"${money_str(self.reward)}", self.rewards),
             (self.fee_label, self.commission),
         ]
         if self.masters_fee:
@@ -51,7 +54,7 @@ class Cost:
         return items
 
     def to_json(self) -> dict[str, Any]:
-        return {"hits": self.hits, "assignments": self.assignments,
+        return {"hits": self.hits, "assignments": self.assignments, "added": self.added,
                 **{k: money_str(v) for k, v in (
                     ("reward", self.reward), ("rewards", self.rewards),
                     ("commission", self.commission), ("masters_fee", self.masters_fee),
@@ -59,24 +62,29 @@ class Cost:
                     ("total", self.total))}}
 
 
-def estimate_cost(plans: list[HitPlan], config: StudyConfig, platform: Platform) -> Cost:
-    """What creating `plans` commits the account to, if every assignment is approved."""
+def estimate_cost(plans: list[HitPlan], config: StudyConfig, platform: Platform,
+                  additions: Sequence[AddPlan] = ()) -> Cost:
+    """What creating `plans` and making `additions` commits the account to, if every
+    assignment is approved. An addition is paid at its HIT's reward and fee rate."""
     reward = config.hit.reward
     bonus = config.review.bonus if config.review.bonus_rule != "none" else Decimal(0)
-    cost = Cost(reward=reward,
-                fee_label=platform.fee_label([p.max_assignments for p in plans]),
+    sizes = [p.max_assignments for p in plans] + [a.before + a.add for a in additions]
+    cost = Cost(reward=reward, fee_label=platform.fee_label(sizes),
                 extra_fee_label=platform.extra_fee_label,
                 bonus_fee_label=platform.bonus_fee_label)
-    for plan in plans:
-        commission, extra_fee = platform.assignment_fees(reward, plan.max_assignments)
-        cost.hits += 1
-        cost.assignments += plan.max_assignments
-        cost.rewards += reward * plan.max_assignments
-        cost.commission += commission * plan.max_assignments
-        cost.masters_fee += extra_fee * plan.max_assignments
+    items = [(reward, p.max_assignments, p.max_assignments) for p in plans]
+    items += [(a.reward, a.add, a.before + a.add) for a in additions]
+    for each, count, hit_size in items:
+        commission, extra_fee = platform.assignment_fees(each, hit_size)
+        cost.assignments += count
+        cost.rewards += each * count
+        cost.commission += commission * count
+        cost.masters_fee += extra_fee * count
         if bonus > 0:
-            cost.bonuses += bonus * plan.max_assignments
-            cost.bonus_fees += platform.bonus_fee(bonus) * plan.max_assignments
+            cost.bonuses += bonus * count
+            cost.bonus_fees += platform.bonus_fee(bonus) * count
+    cost.hits = len(plans)
+    cost.added = sum(a.add for a in additions)
     if bonus > 0:
         who = "every" if config.review.bonus_rule == "all" else "at most every"
         cost.bonus_note = f"${money_str(bonus)} to {who} assignment"

@@ -5,13 +5,15 @@ client is made on first use (`client=` passes one in: tests, benchmarks and the 
 client of an in-process local twin); the local target first checks that the twin answers.
 
 Idempotent creation: every HIT is created with a UniqueRequestToken, which also goes into
-its RequesterAnnotation, so a HIT whose create answer was lost is found again by its token
-while MTurk remembers it (24 hours) and by listing the account's HITs after that.
+its RequesterAnnotation with the study's id ("<token>;study=<id>"), so a HIT whose create
+answer was lost is found again by its token while MTurk remembers it (24 hours) and by
+listing the account's HITs after that, and a HIT another study made is never adopted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +21,7 @@ from crowdkit.errors import CrowdkitError
 from crowdkit.ledger import Ledger
 from crowdkit.platforms.base import (
     AlreadyDone,
+    ForeignPosting,
     NotFound,
     PlatformError,
     Posting,
@@ -146,12 +149,13 @@ class MTurk:
             self.hit_type_id = str(self.client.create_hit_type(**params)["HITTypeId"])
 
     def create_posting(self, *, request_token: str, task_id: str, max_assignments: int,
-                       question: str, lifetime_s: int) -> Posting:
+                       question: str, lifetime_s: int, owner: str) -> Posting:
         if self.hit_type_id is None:
             raise RuntimeError("call prepare() before create_posting()")
         try:
             response = self.client.create_hit_with_hit_type(
-                UniqueRequestToken=request_token, RequesterAnnotation=request_token,
+                UniqueRequestToken=request_token,
+                RequesterAnnotation=annotation(request_token, owner),
                 HITTypeId=self.hit_type_id, MaxAssignments=max_assignments,
                 LifetimeInSeconds=lifetime_s, Question=question)
             return _posting(response["HIT"])
@@ -159,37 +163,49 @@ class MTurk:
             if not is_token_already_used(exc):
                 with calling(f"creating the HIT of task {task_id}"):
                     raise
-            existing = self._existing_hit(request_token, error_message(exc))
+            existing = self._existing_hit(request_token, owner, error_message(exc))
             if existing is None:
                 raise CrowdkitError(
                     f"MTurk says request token {request_token} was already used, but no HIT "
                     "with that token could be found; check the account's HITs") from exc
             return _posting(existing, existed=True)
 
-    def _existing_hit(self, token: str, message: str) -> dict[str, Any] | None:
+    def _existing_hit(self, token: str, owner: str, message: str) -> dict[str, Any] | None:
         """The HIT a used token made: by the id in MTurk's message, else by listing."""
         for hit_id in hit_ids_in(message):
             try:
                 hit = self.client.get_hit(HITId=hit_id)["HIT"]
             except Exception:  # noqa: BLE001 - not a HIT id after all; try the next one
                 continue
-            if hit.get("RequesterAnnotation") in (None, token):
+            if hit.get("RequesterAnnotation") is None:
                 return dict(hit)
-        return self._hits_by_annotation({token}).get(token)
+            if _annotated(hit, {token}, owner):
+                return dict(hit)
+        return self._hits_by_annotation({token}, owner).get(token)
 
-    def _hits_by_annotation(self, tokens: set[str]) -> dict[str, dict[str, Any]]:
+    def _hits_by_annotation(self, tokens: set[str], owner: str) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         if not tokens:
             return found
         with calling(f"{self.target}: listing the account's HITs"):
             for hit in paginate(self.client.list_hits, "HITs"):
-                annotation = hit.get("RequesterAnnotation")
-                if annotation in tokens:
-                    found.setdefault(annotation, hit)
+                token = _annotated(hit, tokens, owner)
+                if token is not None:
+                    found.setdefault(token, hit)
         return found
 
-    def find_postings(self, tokens: set[str]) -> dict[str, Posting]:
-        return {token: _posting(hit) for token, hit in self._hits_by_annotation(tokens).items()}
+    def find_postings(self, tokens: set[str], *, owner: str) -> dict[str, Posting]:
+        return {token: _posting(hit)
+                for token, hit in self._hits_by_annotation(tokens, owner).items()}
+
+    def add_assignments(self, posting_id: str, count: int, token: str) -> None:
+        with calling(f"HIT {posting_id}: adding {count} assignments"):
+            self.client.create_additional_assignments_for_hit(
+                HITId=posting_id, NumberOfAdditionalAssignments=count, UniqueRequestToken=token)
+
+    def extend_posting(self, posting_id: str, expire_at: datetime) -> None:
+        with calling(f"HIT {posting_id}: extending it to {expire_at.isoformat()}"):
+            self.client.update_expiration_for_hit(HITId=posting_id, ExpireAt=expire_at)
 
     def posting_state(self, posting_id: str) -> PostingState:
         with calling(f"reading HIT {posting_id}"):
@@ -285,6 +301,27 @@ class MTurk:
     def unblock_worker(self, worker_id: str, reason: str) -> None:
         with calling(f"unblocking worker {worker_id}"):
             self.client.delete_worker_block(WorkerId=worker_id, Reason=reason)
+
+
+def annotation(token: str, owner: str) -> str:
+    """The RequesterAnnotation of a crowdkit HIT: its request token and its study's id."""
+    return f"{token};study={owner}"
+
+
+def _annotated(hit: dict[str, Any], tokens: set[str], owner: str) -> str | None:
+    """The token of `tokens` a HIT's annotation names, if any; ForeignPosting when the HIT
+    names that token but another study. A bare token (HITs made before annotations named
+    their study) counts as this study's."""
+    token, _, rest = str(hit.get("RequesterAnnotation") or "").partition(";study=")
+    if token not in tokens:
+        return None
+    if rest and rest != owner:
+        raise ForeignPosting(
+            f"HIT {hit.get('HITId')} was made by another crowdkit study (study id {rest}, "
+            f"this ledger's is {owner}) with the same request token {token}; refusing to "
+            "adopt it. Two ledgers share a token only when one was copied from the other: "
+            "give each copy its own study directory made with `crowdkit design`")
+    return token
 
 
 def _posting(hit: dict[str, Any], existed: bool = False) -> Posting:
