@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from botocore.exceptions import ClientError
 
 from crowdkit.localturk import LocalTurk, parse_question_form_answers
 from tests.localturk_support import Worker, hit_args
@@ -35,6 +36,14 @@ def worker(turk, worker_id: str = "A1ALICE") -> Worker:
 def error_of(excinfo) -> tuple[str, str]:
     """(TurkErrorCode, Message) of a boto3 RequestError."""
     return excinfo.value.response["TurkErrorCode"], excinfo.value.response["Error"]["Message"]
+
+
+def validation_error(excinfo) -> str:
+    """The message of MTurk's ParameterValidationError, which boto3 raises as a plain
+    ClientError (it is not in MTurk's model, so there is no TurkErrorCode to read)."""
+    error = excinfo.value.response["Error"]
+    assert error["Code"] == "ParameterValidationError", error
+    return error["Message"]
 
 
 def balance(mturk) -> tuple[Decimal, Decimal]:
@@ -102,35 +111,68 @@ def test_repeated_unique_request_token_names_the_existing_hit(turk, mturk):
      + "]]></HTMLContent><FrameHeight>0</FrameHeight></HTMLQuestion>", "at most 65535"),
 ])
 def test_malformed_question_xml_is_refused_like_mturk(mturk, question, detail):
-    with pytest.raises(mturk.exceptions.RequestError) as excinfo:
+    # MTurk answers a Question it cannot parse with ParameterValidationError, not the
+    # modelled RequestError (as observed: "An error occurred (ParameterValidationError) when
+    # calling the CreateHIT operation: There was an error parsing ...")
+    with pytest.raises(ClientError) as excinfo:
         mturk.create_hit(**hit_args(Question=question))
-    code, message = error_of(excinfo)
-    assert code == "AWS.MechanicalTurk.XMLParseError"
+    assert not isinstance(excinfo.value, mturk.exceptions.RequestError)
+    message = validation_error(excinfo)
     assert message.startswith("There was an error parsing the XML question")
     assert detail in message
     assert mturk.list_hits()["NumResults"] == 0
 
 
-def test_external_question_is_accepted(mturk):
-    question = (
-        '<ExternalQuestion xmlns="http://mechanicalturk.amazonaws.com/'
-        'AWSMechanicalTurkDataSchemas/2006-07-14/ExternalQuestion.xsd">'
-        "<ExternalURL>https://example.org/task?x=1</ExternalURL><FrameHeight>500</FrameHeight>"
-        "</ExternalQuestion>")
+def external_question(url: str) -> str:
+    return ('<ExternalQuestion xmlns="http://mechanicalturk.amazonaws.com/'
+            'AWSMechanicalTurkDataSchemas/2006-07-14/ExternalQuestion.xsd">'
+            f"<ExternalURL>{url}</ExternalURL><FrameHeight>500</FrameHeight>"
+            "</ExternalQuestion>")
+
+
+def test_external_question_must_be_https(mturk):
+    # MTurk API reference, ExternalQuestion: the ExternalURL must use HTTPS
+    question = external_question("https://example.org/task?x=1")
     assert mturk.create_hit(**hit_args(Question=question))["HIT"]["HITStatus"] == "Assignable"
+    with pytest.raises(ClientError) as excinfo:
+        mturk.create_hit(**hit_args(Question=external_question("http://example.org/task")))
+    assert "https" in validation_error(excinfo)
 
 
-@pytest.mark.parametrize("override, code", [
-    ({"Reward": "0.001"}, "AWS.ParameterOutOfRange"),
-    ({"Reward": "0.00"}, "AWS.ParameterOutOfRange"),
-    ({"LifetimeInSeconds": 10}, "AWS.ParameterOutOfRange"),
-    ({"MaxAssignments": 0}, "AWS.ParameterOutOfRange"),
-    ({"Title": ""}, "AWS.MissingParameters"),
+@pytest.mark.parametrize("page, detail", [
+    ("<html><body><form><input name=a></form></body></html>", "doctype"),
+    ("<!DOCTYPE html><html><body><p>No form here.</p></body></html>", "form"),
+    ("<!DOCTYPE html><html><body><form></form><body></body></html>",
+     "\u201cbody\u201d start tag seen but an element of the same type was already open"),
 ])
-def test_bad_parameters_raise_request_error(mturk, override, code):
-    with pytest.raises(mturk.exceptions.RequestError) as excinfo:
+def test_html_question_content_must_be_html5_with_a_form(mturk, page, detail):
+    # MTurk API reference, HTMLQuestion: "Your HTML code must contain a form for the Worker
+    # to fill out and submit"; MTurk validates the content as HTML5 and answers
+    # ParameterValidationError "There was an error parsing the HTML5 data in your request"
+    from crowdkit.localturk import html_question
+
+    with pytest.raises(ClientError) as excinfo:
+        mturk.create_hit(**hit_args(Question=html_question(page)))
+    message = validation_error(excinfo)
+    assert message.startswith("There was an error parsing the HTML5 data in your request.")
+    assert detail in message
+    crowd_form = '<!DOCTYPE html><script src="x.js"></script><crowd-form></crowd-form>'
+    assert mturk.create_hit(**hit_args(Question=html_question(crowd_form)))["HIT"]
+
+
+@pytest.mark.parametrize("override, detail", [
+    ({"Reward": "0.001"}, "Reward"),
+    ({"Reward": "abc"}, "Value (abc) for parameter Reward is invalid"),
+    ({"Reward": "0.00"}, "Reward"),
+    ({"LifetimeInSeconds": 10}, "LifetimeInSeconds"),
+    ({"MaxAssignments": 0}, "MaxAssignments"),
+    ({"Title": ""}, "missing the required parameter Title"),
+])
+def test_bad_parameters_raise_parameter_validation_error(mturk, override, detail):
+    with pytest.raises(ClientError) as excinfo:
         mturk.create_hit(**hit_args(**override))
-    assert error_of(excinfo)[0] == code
+    assert not isinstance(excinfo.value, mturk.exceptions.RequestError)
+    assert detail in validation_error(excinfo)
 
 
 def test_list_hits_pages_with_next_token(mturk):
@@ -140,9 +182,24 @@ def test_list_hits_pages_with_next_token(mturk):
     pages = mturk.get_paginator("list_hits").paginate(PaginationConfig={"PageSize": 2})
     listed = [h["HITId"] for page in pages for h in page["HITs"]]
     assert listed == created
-    assert "NextToken" not in mturk.list_hits(MaxResults=5)
-    with pytest.raises(mturk.exceptions.RequestError):
+    with pytest.raises(ClientError) as excinfo:
         mturk.list_hits(NextToken="bm90LWEtdG9rZW4=")
+    assert "NextToken" in validation_error(excinfo)
+
+
+def test_every_page_with_items_has_a_next_token_and_the_one_after_the_last_is_empty(mturk):
+    # MTurk answers a NextToken with every page that has items (it does not know the page is
+    # the last) and an empty page without one after it, so both usual loops end
+    created = [mturk.create_hit(**hit_args(Title=f"HIT {i}"))["HIT"]["HITId"] for i in range(3)]
+    last = mturk.list_hits(MaxResults=5)
+    assert last["NumResults"] == 3 and "NextToken" in last
+    after = mturk.list_hits(MaxResults=5, NextToken=last["NextToken"])
+    assert (after["NumResults"], after["HITs"], "NextToken" in after) == (0, [], False)
+    seen, page = [], mturk.list_hits(MaxResults=2)
+    while page["HITs"]:  # the loop third-party tools write
+        seen += [h["HITId"] for h in page["HITs"]]
+        page = mturk.list_hits(MaxResults=2, NextToken=page["NextToken"])
+    assert seen == created
 
 
 def test_update_expiration_expires_and_reopens_a_hit(turk, mturk):
@@ -150,7 +207,8 @@ def test_update_expiration_expires_and_reopens_a_hit(turk, mturk):
     mturk.update_expiration_for_hit(HITId=hit_id, ExpireAt=datetime(2015, 1, 1))
     hit = mturk.get_hit(HITId=hit_id)["HIT"]
     assert hit["HITStatus"] == "Reviewable"
-    assert hit["NumberOfAssignmentsAvailable"] == 0
+    # the unfilled slots are still counted after expiry; the status says no one can take one
+    assert hit["NumberOfAssignmentsAvailable"] == 2
     assert worker(turk).hits() == []
     later = datetime.fromtimestamp(turk.now(), UTC) + timedelta(hours=2)
     mturk.update_expiration_for_hit(HITId=hit_id, ExpireAt=later)
@@ -365,8 +423,9 @@ def test_bonuses_are_idempotent_and_listed(turk, mturk):
                                                                     ("A1TWO", "0.10")]
     by_assignment = mturk.list_bonus_payments(AssignmentId=first)["BonusPayments"]
     assert [b["Reason"] for b in by_assignment] == ["accuracy"]
-    with pytest.raises(mturk.exceptions.RequestError):
-        mturk.list_bonus_payments()
+    with pytest.raises(ClientError) as excinfo:
+        mturk.list_bonus_payments()  # neither HITId nor AssignmentId
+    assert "Exactly one of HITId and AssignmentId" in validation_error(excinfo)
 
 
 # --- qualifications --------------------------------------------------------------------
@@ -375,7 +434,7 @@ def test_qualification_types_create_get_list(mturk):
         Name="Did study 1", Description="Took part before", Keywords="crowdkit",
         QualificationTypeStatus="Active")["QualificationType"]
     type_id = made["QualificationTypeId"]
-    assert made["IsRequestable"] is False
+    assert made["IsRequestable"] is True  # MTurk: false only for the system's own types
     with pytest.raises(mturk.exceptions.RequestError) as excinfo:
         mturk.create_qualification_type(Name="Did study 1", Description="again",
                                         QualificationTypeStatus="Active")
@@ -394,7 +453,8 @@ def test_qualification_types_create_get_list(mturk):
 
     assert names(MustBeRequestable=False, MustBeOwnedByCaller=True) == ["Did study 1", "Auto"]
     assert "Worker_Locale" in names(MustBeRequestable=False, MaxResults=100)
-    assert names(MustBeRequestable=True, MustBeOwnedByCaller=True) == ["Auto"]
+    assert names(MustBeRequestable=True, MustBeOwnedByCaller=True) == ["Did study 1", "Auto"]
+    assert "Worker_Locale" not in names(MustBeRequestable=True, MaxResults=100)
     assert names(MustBeRequestable=False, MustBeOwnedByCaller=True, Query="study") == [
         "Did study 1"]
     assert granted["AutoGrantedValue"] == 5
@@ -436,7 +496,7 @@ def test_qualification_requirements_are_enforced_at_accept(turk, mturk):
     alice = worker(turk)
     [listed] = alice.hits()
     assert listed["CanAccept"] is False and listed["UnmetRequirements"] == [
-        "Score GreaterThanOrEqualTo 80"]
+        "Score GreaterThanOrEqualTo 80 (you do not have it)"]
     status, out = alice.try_accept(hit_id)
     assert status == 403 and "Score" in out["error"]
     mturk.associate_qualification_with_worker(QualificationTypeId=type_id, WorkerId="A1ALICE",
@@ -503,8 +563,11 @@ def test_discover_guard_hides_the_hit(turk, mturk):
     {"QualificationTypeId": LOCALE, "Comparator": "In", "LocaleValues": [{"Country": "USA"}]},
 ])
 def test_invalid_requirements_are_refused_at_create(mturk, requirement):
-    with pytest.raises(mturk.exceptions.RequestError):
-        mturk.create_hit(**hit_args(QualificationRequirements=[requirement]))
+    with pytest.raises(ClientError) as excinfo:  # ParameterValidationError or, for a type
+        mturk.create_hit(**hit_args(QualificationRequirements=[requirement]))  # not there,
+    assert excinfo.value.response["Error"]["Code"] in (  # RequestError
+        "ParameterValidationError", "RequestError")
+    assert mturk.list_hits()["HITs"] == []
 
 
 # --- other ---------------------------------------------------------------------------
@@ -525,7 +588,7 @@ def test_notify_workers_reaches_only_workers_you_reviewed(turk, mturk):
 def test_unknown_operation_gets_an_aws_error(turk):
     req = urllib.request.Request(
         turk.endpoint_url, data=b"{}", headers={
-            "X-Amz-Target": "MTurkRequesterServiceV20170117.ListReviewPolicyResultsForHIT",
+            "X-Amz-Target": "MTurkRequesterServiceV20170117.ListEverything",
             "Content-Type": "application/x-amz-json-1.1"})
     with pytest.raises(urllib.error.HTTPError) as excinfo:
         urllib.request.urlopen(req)

@@ -40,7 +40,7 @@ def test_bonus_fee_is_twenty_percent_with_a_one_cent_minimum():
 
 
 def test_html_question_round_trips():
-    page = "<!DOCTYPE html><html><body><p>Hi & bye</p></body></html>"
+    page = "<!DOCTYPE html><html><body><form><p>Hi & bye</p></form></body></html>"
     question = parse_question(html_question(page, 450))
     assert (question.kind, question.html, question.frame_height) == ("HTMLQuestion", page, 450)
     with pytest.raises(ValueError):

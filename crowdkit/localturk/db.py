@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -120,7 +120,57 @@ CREATE TABLE IF NOT EXISTS notifications (
     message TEXT NOT NULL,
     time REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS worker_blocks (
+    worker_id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deleted_qualification_types (
+    qualification_type_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    deleted REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS qualification_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL UNIQUE,
+    qualification_type_id TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    submit_time REAL NOT NULL,
+    resolved_time REAL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_by_worker ON qualification_requests(worker_id);
+CREATE TABLE IF NOT EXISTS notification_settings (
+    hit_type_id TEXT PRIMARY KEY,
+    destination TEXT NOT NULL,
+    transport TEXT NOT NULL,
+    version TEXT NOT NULL,
+    event_types TEXT NOT NULL,
+    active INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    hit_type_id TEXT,
+    transport TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    test INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    delivery TEXT
+);
 """
+
+# Columns added after schema version 1: (table, column, definition). A database written by
+# an earlier localturk gets them on open, so `crowdkit serve` keeps its old state.
+ADDED_COLUMNS = [
+    ("hits", "reviewing", "INTEGER NOT NULL DEFAULT 0"),
+    ("hits", "expiry_notified", "REAL"),
+    ("hits", "reviewable_notified", "INTEGER NOT NULL DEFAULT 0"),
+    ("hits", "assignment_review_policy", "TEXT"),
+    ("hits", "hit_review_policy", "TEXT"),
+    ("hit_types", "deleted", "INTEGER NOT NULL DEFAULT 0"),
+]
 
 _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -149,6 +199,7 @@ class TurkDB:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock or time.time
         self._lock = threading.RLock()
+        self._after_commit: list[Callable[[], None]] = []
         self._conn = sqlite3.connect(
             str(self.path), check_same_thread=False, isolation_level=None, timeout=30
         )
@@ -158,6 +209,7 @@ class TurkDB:
         self._conn.execute("PRAGMA foreign_keys=ON")
         with self.transaction() as db:
             db.executescript_in_tx(SCHEMA)
+            db._add_columns()
             if db.meta("schema_version") is None:
                 db.set_meta("schema_version", SCHEMA_VERSION)
                 db.set_meta("clock_offset", "0")
@@ -166,6 +218,7 @@ class TurkDB:
                     "INSERT INTO payments (time, kind, amount) VALUES (?, 'deposit', ?)",
                     (self._clock(), str(starting_balance)),
                 )
+            db.set_meta("schema_version", SCHEMA_VERSION)
         self._offset = float(self.meta("clock_offset") or 0)
 
     # --- connection -----------------------------------------------------------------
@@ -181,8 +234,27 @@ class TurkDB:
                 yield self
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._after_commit.clear()
                 raise
             self._conn.execute("COMMIT")
+            done, self._after_commit = self._after_commit, []
+        for callback in done:  # outside the lock: a callback may take its time
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current transaction commits (never if it rolls back);
+        how event notifications leave only for changes that happened."""
+        with self._lock:
+            if self._conn.in_transaction:
+                self._after_commit.append(callback)
+                return
+        callback()
+
+    def _add_columns(self) -> None:
+        for table, column, definition in ADDED_COLUMNS:
+            have = {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def executescript_in_tx(self, script: str) -> None:
         for statement in script.split(";"):

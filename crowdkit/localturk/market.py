@@ -1,53 +1,47 @@
 """The marketplace both sides share: HIT states, money, and what workers may do.
 
-The requester API (api.py) and the worker site (worker_site.py) both act through `Market`.
-Time-driven changes (an assignment's time running out, auto-approval) are applied lazily:
-every operation first calls `settle()`, which brings the state up to the current clock.
+The requester API (crowdkit.localturk.api) and the worker site (worker_site.py) both act
+through `Market`; what concerns one worker (profile, qualification values, blocks,
+qualification requests) is its `WorkerRecords` part (workers.py). Time-driven changes (an
+assignment's time running out, auto-approval, HITs disposed of after 120 days, the HIT events
+the clock causes) are applied lazily: every operation first calls `settle()`, which brings
+the state up to the current clock.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypedDict
 
 from crowdkit.localturk import fees, quals
 from crowdkit.localturk.db import TurkDB, new_id
 from crowdkit.localturk.errors import RequestError
+from crowdkit.localturk.events import EventLog
+from crowdkit.localturk.workers import (
+    Access,
+    WorkerError,
+    WorkerRecords,
+    normalize_worker_id,
+)
 from crowdkit.localturk.xml import question_form_answers
+
+__all__ = ["HOLDS_SLOT", "Access", "HitState", "Market", "WorkerError",
+           "normalize_worker_id"]
 
 IN_PROGRESS = "Accepted"
 HOLDS_SLOT = ("Accepted", "Submitted", "Approved", "Rejected")  # not Returned or Abandoned
 _HOLDS_SLOT_SQL = "(" + ", ".join(f"'{status}'" for status in HOLDS_SLOT) + ")"
 REQUESTER_VISIBLE = ("Submitted", "Approved", "Rejected")
-WORKER_ID = re.compile(r"^A[A-Z0-9]{1,63}$")
 HIT_SELECT = (
     "SELECT h.rowid AS rid, h.*, t.title, t.description, t.keywords, t.reward, "
     "t.assignment_duration, t.auto_approval_delay, t.qualification_requirements "
     "FROM hits h JOIN hit_types t USING (hit_type_id)"
 )
-
-
-class Access(TypedDict):
-    """What a worker's qualifications let them do with a HIT, and what they lack."""
-
-    discover: bool
-    preview: bool
-    accept: bool
-    unmet: list[str]  # the unmet requirements, described
-
-
-class WorkerError(Exception):
-    """Something a worker (or a simulated one) may not do; `status` is the HTTP status."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+# MTurk API reference, DeleteHIT: "HITs are automatically disposed of after 120 days."
+DISPOSE_AFTER_S = 120 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -64,40 +58,42 @@ class HitState:
 
     @property
     def available(self) -> int:
-        return 0 if self.expired or self.status == "Disposed" else self.open_slots
+        """NumberOfAssignmentsAvailable: the slots nobody holds. MTurk keeps counting them
+        after the HIT expires (its status, not this number, says that no one can take
+        one), and so does localturk."""
+        return self.open_slots
+
+    @property
+    def assignable(self) -> bool:
+        return self.status == "Assignable"
 
     @property
     def requirements(self) -> list[dict]:
         return json.loads(self.row["qualification_requirements"])
 
 
-def normalize_worker_id(text: str) -> str:
-    """Worker ids look like MTurk's: 'A' then capitals and digits (e.g. A1B2C3D4E5)."""
-    worker_id = (text or "").strip().upper()
-    if not WORKER_ID.match(worker_id):
-        raise WorkerError(
-            f"worker id {text!r} must look like an MTurk worker id: 'A' followed by 1 to 63 "
-            "capital letters or digits, e.g. A1TESTWORKER"
-        )
-    return worker_id
-
-
-class Market:
+class Market(WorkerRecords):
     """Operations on the shared state; each public method is one atomic transaction."""
 
-    def __init__(self, db: TurkDB) -> None:
+    def __init__(self, db: TurkDB, events: EventLog | None = None) -> None:
         self.db = db
+        self.events = events or EventLog(db)
 
     # --- time ------------------------------------------------------------------------
     def settle(self) -> float:
-        """Apply what the clock has made happen: lapsed assignments, auto-approvals."""
+        """Apply what the clock has made happen: lapsed assignments, auto-approvals, HITs
+        disposed of after 120 days, and the events of HITs that expired or became
+        reviewable meanwhile."""
         now = self.db.now()
         with self.db.transaction() as db:
-            db.execute(
-                "UPDATE assignments SET status = 'Abandoned' "
-                "WHERE status = 'Accepted' AND deadline <= ?",
-                (now,),
-            )
+            for lapsed in db.all("SELECT a.*, h.hit_type_id FROM assignments a JOIN hits h "
+                                 "USING (hit_id) WHERE a.status = 'Accepted' AND "
+                                 "a.deadline <= ?", (now,)):
+                db.execute("UPDATE assignments SET status = 'Abandoned' WHERE "
+                           "assignment_id = ?", (lapsed["assignment_id"],))
+                self.events.emit("AssignmentAbandoned", lapsed["deadline"],
+                                 lapsed["hit_type_id"], lapsed["hit_id"],
+                                 lapsed["assignment_id"])
             due = db.all(
                 "SELECT * FROM assignments WHERE status = 'Submitted' "
                 "AND auto_approval_time <= ? ORDER BY auto_approval_time",
@@ -105,7 +101,42 @@ class Market:
             )
             for assignment in due:
                 self.pay_and_approve(assignment, assignment["auto_approval_time"], None)
+            self._dispose_old(now)
+            self.sweep_events(now)
         return now
+
+    def _dispose_old(self, now: float) -> None:
+        """HITs 120 days old are disposed of once they are done: expired, nothing in
+        progress, no submitted work waiting (auto-approval settles that within 30 days)."""
+        rows = self.db.all(HIT_SELECT + " WHERE h.disposed = 0 AND h.created <= ?",
+                           (now - DISPOSE_AFTER_S,))
+        for state in self.states(rows, now):
+            if state.status in ("Reviewable", "Reviewing") and not state.submitted:
+                self.dispose(state.row, now)
+
+    def dispose(self, hit: sqlite3.Row, now: float) -> None:
+        self.db.execute("UPDATE hits SET disposed = 1 WHERE hit_id = ?", (hit["hit_id"],))
+        self.events.emit("HITDisposed", now, hit["hit_type_id"], hit["hit_id"])
+
+    def sweep_events(self, now: float) -> None:
+        """HITExpired and HITReviewable happen with the clock (or after another change):
+        look for them among HITs whose type has notifications on."""
+        rows = self.db.all(HIT_SELECT + " WHERE h.disposed = 0 AND h.hit_type_id IN "
+                           + self.events.watched_types_sql())
+        for state in self.states(rows, now):
+            row = state.row
+            if state.expired and row["expiry_notified"] != row["expiration"]:
+                self.db.execute("UPDATE hits SET expiry_notified = ? WHERE hit_id = ?",
+                                (row["expiration"], row["hit_id"]))
+                self.events.emit("HITExpired", row["expiration"], row["hit_type_id"],
+                                 row["hit_id"])
+            reviewable = state.status in ("Reviewable", "Reviewing")
+            if reviewable != bool(row["reviewable_notified"]):
+                self.db.execute("UPDATE hits SET reviewable_notified = ? WHERE hit_id = ?",
+                                (int(reviewable), row["hit_id"]))
+                if reviewable:
+                    self.events.emit("HITReviewable", now, row["hit_type_id"],
+                                     row["hit_id"])
 
     # --- HITs ------------------------------------------------------------------------
     def hit_row(self, hit_id: str) -> sqlite3.Row | None:
@@ -154,8 +185,8 @@ class Market:
             status = "Assignable"
         elif in_progress > 0:
             status = "Unassignable"
-        else:
-            status = "Reviewable"
+        else:  # UpdateHITReviewStatus moves a Reviewable HIT to Reviewing and back
+            status = "Reviewing" if row["reviewing"] else "Reviewable"
         return HitState(row, in_progress, submitted, reviewed, open_slots, expired, status)
 
     # --- money -----------------------------------------------------------------------
@@ -195,6 +226,8 @@ class Market:
                         ) -> None:
         """Mark an assignment Approved and pay its reward and MTurk's fee."""
         hit = self.require_hit(assignment["hit_id"])
+        self.events.emit("AssignmentApproved", when, hit["hit_type_id"], hit["hit_id"],
+                         assignment["assignment_id"])
         reward, fee = self.assignment_cost(hit)
         refs = {"hit_id": hit["hit_id"], "assignment_id": assignment["assignment_id"],
                 "worker_id": assignment["worker_id"]}
@@ -208,77 +241,32 @@ class Market:
         )
 
     # --- workers ---------------------------------------------------------------------
-    def ensure_worker(self, worker_id: str) -> sqlite3.Row:
-        self.db.execute(
-            "INSERT OR IGNORE INTO workers (worker_id, created) VALUES (?, ?)",
-            (worker_id, self.db.now()),
-        )
-        return self.db.existing("SELECT * FROM workers WHERE worker_id = ?", (worker_id,))
-
-    def worker_value(self, worker_id: str, type_id: str) -> int | quals.Locale | None:
-        """The worker's value of a qualification type, or None when they lack it."""
-        if type_id == quals.LOCALE:
-            row = self.db.one("SELECT * FROM workers WHERE worker_id = ?", (worker_id,))
-            if row is None or not row["country"]:
-                return None
-            return quals.Locale(row["country"], row["subdivision"] or None)
-        row = self.db.one(
-            "SELECT integer_value FROM qualifications WHERE qualification_type_id = ? "
-            "AND worker_id = ? AND status = 'Granted'",
-            (type_id, worker_id),
-        )
-        if row is not None:
-            return row["integer_value"]
-        if type_id in (quals.NUMBER_HITS_APPROVED, quals.PERCENT_ASSIGNMENTS_APPROVED):
-            return self._history_value(worker_id, type_id)
-        return None
-
-    def _history_value(self, worker_id: str, type_id: str) -> int:
-        count: Counter[str] = Counter({status: n for status, n in self.db.all(
-            "SELECT status, COUNT(*) FROM assignments WHERE worker_id = ? GROUP BY status",
-            (worker_id,),
-        )})
-        if type_id == quals.NUMBER_HITS_APPROVED:
-            return count["Approved"]
-        reviewed = count["Approved"] + count["Rejected"]
-        return 100 if reviewed == 0 else round(100 * count["Approved"] / reviewed)
-
-    def access(self, worker_id: str, requirements: list[dict]) -> Access:
-        """Which actions the worker's qualifications allow, and the requirements unmet."""
-        unmet = [r for r in requirements
-                 if not quals.meets(r, self.worker_value(worker_id, r["QualificationTypeId"]))]
-        guards = {r["ActionsGuarded"] for r in unmet}
-        return {
-            "discover": "DiscoverPreviewAndAccept" not in guards,
-            "preview": not guards & {"PreviewAndAccept", "DiscoverPreviewAndAccept"},
-            "accept": not unmet,
-            "unmet": [self.describe_requirement(r) for r in unmet],
-        }
-
-    def describe_requirement(self, requirement: dict) -> str:
-        text = quals.describe(requirement)
-        type_id = requirement["QualificationTypeId"]
-        row = self.db.one("SELECT name FROM qualification_types WHERE "
-                          "qualification_type_id = ?", (type_id,))
-        return text.replace(type_id, row["name"], 1) if row else text
-
     def hits_for_worker(self, worker_id: str) -> list[tuple[HitState, Access]]:
         """HITs the worker can find now: live, with a free slot, not already taken by them,
-        and not hidden by a DiscoverPreviewAndAccept requirement."""
+        and not hidden by a DiscoverPreviewAndAccept requirement. A worker the requester
+        blocked finds none (this marketplace has one requester)."""
+        return [(state, access) for state, access in self._live_hits(worker_id)
+                if access["discover"]]
+
+    def hidden_hits(self, worker_id: str) -> list[tuple[HitState, Access]]:
+        """Live HITs the worker cannot find because of a DiscoverPreviewAndAccept
+        requirement they do not meet: the worker site says which, so a new worker does
+        not face an empty list without a reason."""
+        return [(state, access) for state, access in self._live_hits(worker_id)
+                if not access["discover"]]
+
+    def _live_hits(self, worker_id: str) -> list[tuple[HitState, Access]]:
         now = self.settle()
+        if self.blocked(worker_id):
+            return []
         rows = self.db.all(
             HIT_SELECT + " WHERE h.disposed = 0 AND h.expiration > ? AND h.hit_id NOT IN "
             f"(SELECT hit_id FROM assignments WHERE worker_id = ? AND status IN {_HOLDS_SLOT_SQL})"
             " ORDER BY h.created, h.rowid",
             (now, worker_id),
         )
-        out = []
-        for state in self.states(rows, now):
-            if state.available:
-                access = self.access(worker_id, state.requirements)
-                if access["discover"]:
-                    out.append((state, access))
-        return out
+        return [(state, self.access(worker_id, state.requirements))
+                for state in self.states(rows, now) if state.assignable]
 
     def accept(self, worker_id: str, hit_id: str) -> sqlite3.Row:
         """Give the worker an assignment of the HIT, if a slot is free and they qualify."""
@@ -288,6 +276,9 @@ class Market:
             self.ensure_worker(worker_id)
             row = self.worker_hit(hit_id)
             state = self.state(row, now)
+            if self.blocked(worker_id):
+                raise WorkerError(f"worker {worker_id} is blocked by the requester of HIT "
+                                  f"{hit_id} and cannot accept its HITs", 403)
             if state.expired:
                 raise WorkerError(f"HIT {hit_id} has expired", 409)
             taken = db.one(
@@ -312,6 +303,9 @@ class Market:
                 "accept_time, deadline) VALUES (?, ?, ?, 'Accepted', ?, ?)",
                 (assignment_id, hit_id, worker_id, now, now + row["assignment_duration"]),
             )
+            self.events.emit("AssignmentAccepted", now, row["hit_type_id"], hit_id,
+                             assignment_id)
+            self.sweep_events(now)
             return self._existing_assignment(assignment_id)
 
     def assignment(self, assignment_id: str) -> sqlite3.Row | None:
@@ -329,6 +323,10 @@ class Market:
             row = self._own_in_progress(worker_id, assignment_id)
             db.execute("UPDATE assignments SET status = 'Returned' WHERE assignment_id = ?",
                        (row["assignment_id"],))
+            hit = self.require_hit(row["hit_id"])
+            self.events.emit("AssignmentReturned", db.now(), hit["hit_type_id"],
+                             hit["hit_id"], row["assignment_id"])
+            self.sweep_events(db.now())
 
     def _own_in_progress(self, worker_id: str | None, assignment_id: str) -> sqlite3.Row:
         row = self.assignment(assignment_id)
@@ -363,53 +361,10 @@ class Market:
                 (now, now + hit["auto_approval_delay"],
                  question_form_answers(list(seen.items())), assignment_id),
             )
-        self.settle()  # an auto-approval delay of 0 approves at once
+            self.events.emit("AssignmentSubmitted", now, hit["hit_type_id"], hit["hit_id"],
+                             assignment_id)
+        self.settle()  # an auto-approval delay of 0 approves at once; HITReviewable
         return self._existing_assignment(assignment_id)
-
-    def set_profile(self, worker_id: str, country: str | None, subdivision: str | None,
-                    qualifications: dict[str, int | None] | None = None) -> None:
-        """Set the worker's locale and (for testing) qualification values; None revokes."""
-        country = (country or "").strip().upper() or None
-        subdivision = (subdivision or "").strip().upper() or None
-        if country and not re.match(r"^[A-Z]{2}$", country):
-            raise WorkerError(f"country {country!r} must be a two-letter ISO 3166 code")
-        if subdivision and not country:
-            raise WorkerError("a subdivision needs a country")
-        if subdivision and not re.match(r"^[A-Z0-9]{1,3}$", subdivision):
-            raise WorkerError(f"subdivision {subdivision!r} must be an ISO 3166-2 code "
-                              "such as CA (for US-CA)")
-        with self.db.transaction() as db:
-            self.ensure_worker(worker_id)
-            db.execute("UPDATE workers SET country = ?, subdivision = ? WHERE worker_id = ?",
-                       (country, subdivision, worker_id))
-            for type_id, value in (qualifications or {}).items():
-                if not self.known_qualification_type(type_id) or type_id == quals.LOCALE:
-                    raise WorkerError(f"qualification type {type_id} does not exist")
-                self.set_qualification(worker_id, type_id, value)
-
-    def set_qualification(self, worker_id: str, type_id: str, value: int | None) -> None:
-        """Grant (value) or revoke (None) one qualification of a worker."""
-        now = self.db.now()
-        if value is None:
-            self.db.execute(
-                "UPDATE qualifications SET status = 'Revoked' WHERE "
-                "qualification_type_id = ? AND worker_id = ?", (type_id, worker_id))
-            return
-        self.ensure_worker(worker_id)
-        self.db.execute(
-            "INSERT INTO qualifications (qualification_type_id, worker_id, integer_value, "
-            "status, grant_time) VALUES (?, ?, ?, 'Granted', ?) "
-            "ON CONFLICT(qualification_type_id, worker_id) DO UPDATE SET "
-            "integer_value = excluded.integer_value, status = 'Granted', "
-            "grant_time = excluded.grant_time",
-            (type_id, worker_id, int(value), now),
-        )
-
-    def known_qualification_type(self, type_id: str) -> bool:
-        if type_id in quals.SYSTEM_TYPES:
-            return True
-        return self.db.one("SELECT 1 FROM qualification_types WHERE "
-                           "qualification_type_id = ?", (type_id,)) is not None
 
     def worker_assignments(self, worker_id: str) -> list[sqlite3.Row]:
         self.settle()

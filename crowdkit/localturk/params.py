@@ -1,6 +1,12 @@
 """Reading the requester API's parameters as MTurk does: required, ranged, money, paging.
 
-Each check raises the RequestError MTurk answers for that kind of bad input.
+Each check raises the ParameterValidationError MTurk answers for that kind of bad input.
+
+Paging: a NextToken names the last item of the page it came with, never a position, so a
+list that changes between pages neither skips nor repeats an item. As MTurk does, every
+page that has items carries a NextToken (MTurk does not know that a page is the last), and
+the page after the last one comes back empty without one; so both loops third-party tools
+write, `while "NextToken" in page` and `while page["HITs"]`, end.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, overload
 
-from crowdkit.localturk.errors import RequestError, missing, out_of_range
+from crowdkit.localturk.errors import ParameterValidationError, missing, out_of_range
 from crowdkit.localturk.fees import CENT
 
 DEFAULT_PAGE_SIZE = 10
@@ -21,7 +27,7 @@ _MONEY = re.compile(r"^[0-9]+(\.)?[0-9]{0,2}$")
 
 # A request's parameters are its JSON body: any JSON value under each name, checked here.
 Params = dict[str, Any]
-R = TypeVar("R")  # a listed item: a row, or a (position, row) pair
+R = TypeVar("R")  # a listed item: a row, or a (sort key, item) pair
 
 
 def required(params: Params, name: str) -> Any:  # a JSON value: the caller checks its type
@@ -43,11 +49,42 @@ def text(params: Params, name: str, max_len: int, *, needed: bool = True) -> str
     value = required(params, name) if needed else params.get(name)
     if value is None:
         return None
+    return _checked_text(name, value, max_len)
+
+
+def present_text(params: Params, name: str, max_len: int) -> str:
+    """A member that must be there but may be empty (RejectAssignment's RequesterFeedback:
+    botocore requires it, MTurk accepts "")."""
+    value = params.get(name)
+    if value is None:
+        raise missing(name)
+    return _checked_text(name, value, max_len)
+
+
+def _checked_text(name: str, value: object, max_len: int) -> str:
     if not isinstance(value, str):
         raise out_of_range(name, value, "It must be a string.")
     if len(value) > max_len:
         raise out_of_range(name, f"{value[:20]}...", f"It must be at most {max_len} characters.")
     return value
+
+
+def boolean(params: Params, name: str, default: bool = False) -> bool:
+    value = params.get(name, default)
+    if not isinstance(value, bool):
+        raise out_of_range(name, value, "It must be true or false.")
+    return value
+
+
+def choice(params: Params, name: str, allowed: tuple[str, ...], default: str | None = None
+           ) -> str:
+    """One of an enum's values (botocore's model lists them)."""
+    value = params.get(name, default)
+    if value is None:
+        raise missing(name)
+    if value not in allowed:
+        raise out_of_range(name, value, f"It must be one of {', '.join(allowed)}.")
+    return str(value)
 
 
 def integer(params: Params, name: str, lo: int, hi: int, default: int | None = None) -> int:
@@ -88,27 +125,38 @@ def token(params: Params) -> str | None:
 
 
 def page(params: Params, scope: str) -> tuple[int, int]:
-    """(size, position after which to continue) from MaxResults and NextToken."""
+    """(size, sort key after which to continue) from MaxResults and NextToken."""
     size = integer(params, "MaxResults", 1, 100, DEFAULT_PAGE_SIZE)
     token = params.get("NextToken")
-    if not token:
+    if token is None:
         return size, -1
     try:
+        if not isinstance(token, str):
+            raise TypeError(token)
         kind, _, after = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
         if kind != scope:
             raise ValueError(kind)
         return size, int(after)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(f"The NextToken {token!r} is not valid for this operation.",
-                           "AWS.MechanicalTurk.InvalidPaginationToken") from exc
+    except (TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise ParameterValidationError(
+            f"The NextToken {token!r} is not valid for this operation.",
+            "AWS.MechanicalTurk.InvalidPaginationToken") from exc
 
 
-def next_token(scope: str, rows: list[R], size: int, key: Callable[[R], object]
-               ) -> dict[str, str]:
-    if len(rows) <= size:
+def next_token(scope: str, items: list[R], key: Callable[[R], int]) -> dict[str, str]:
+    """The NextToken of a page: the sort key of its last item; none for an empty page."""
+    if not items:
         return {}
-    last = key(rows[size - 1])
+    last = key(items[-1])
     return {"NextToken": base64.urlsafe_b64encode(f"{scope}:{last}".encode()).decode()}
+
+
+def listing(scope: str, list_name: str, items: list[dict], keys: list[int]) -> dict:
+    """A list operation's answer: NumResults, the items (always, [] when none), NextToken."""
+    out: dict = {"NumResults": len(items), list_name: items}
+    if keys:
+        out["NextToken"] = base64.urlsafe_b64encode(f"{scope}:{keys[-1]}".encode()).decode()
+    return out
 
 
 def drop_none(d: dict) -> dict:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from crowdkit.localturk.errors import RequestError
+from crowdkit.localturk.errors import ParameterValidationError, RequestError
 
 # MTurk's system qualification types, as the MTurk API reference lists them. The twin keeps
 # its own copy (a fake must not depend on the client it fakes); a test checks that the
@@ -30,7 +30,7 @@ SYSTEM_TYPES: dict[str, tuple[str, str]] = {
     NUMBER_HITS_APPROVED: ("Worker_NumberHITsApproved",
                            "How many of the worker's assignments have been approved."),
     PERCENT_ASSIGNMENTS_APPROVED: ("Worker_PercentAssignmentsApproved",
-                                   "The share of the worker's reviewed assignments approved."),
+                                   "The share of the worker's submitted assignments approved."),
     ADULT: ("Worker_Adult", "The worker agreed to see adult content (1)."),
     MASTERS_SANDBOX: ("Masters (sandbox)", "MTurk's Masters qualification, sandbox id."),
     MASTERS_PRODUCTION: ("Masters", "MTurk's Masters qualification, production id."),
@@ -65,8 +65,10 @@ class Locale:
         return self.country + (f"-{self.subdivision}" if self.subdivision else "")
 
 
-def _bad(message: str) -> RequestError:
-    return RequestError(message, "AWS.MechanicalTurk.InvalidQualificationRequirement")
+def _bad(message: str) -> ParameterValidationError:
+    """A malformed requirement: MTurk's parameter validation refuses it."""
+    return ParameterValidationError(message,
+                                    "AWS.MechanicalTurk.InvalidQualificationRequirement")
 
 
 def validate_requirements(
@@ -81,8 +83,11 @@ def validate_requirements(
 def _validate_one(req: dict, known_type: Callable[[str], bool]) -> dict:
     type_id = req.get("QualificationTypeId")
     comparator = req.get("Comparator")
-    if not type_id or not known_type(type_id):
-        raise _bad(f"QualificationType {type_id} does not exist.")
+    if not type_id:
+        raise _bad("A QualificationRequirement needs a QualificationTypeId.")
+    if not known_type(type_id):  # an entity that is not there, not a malformed parameter
+        raise RequestError(f"QualificationType {type_id} does not exist.",
+                           "AWS.MechanicalTurk.QualificationTypeDoesNotExist")
     integers = req.get("IntegerValues") or []
     locales = req.get("LocaleValues") or []
     valid = (*INTEGER_COMPARATORS, *SET_COMPARATORS, *PRESENCE_COMPARATORS)

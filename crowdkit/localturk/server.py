@@ -6,7 +6,8 @@ Routes:
   GET  /files/<path>                                   files_dir, immutable, no listings
   PUT  /files/<sha256 hex>.<ext>                       content-addressed upload (publish)
   /worker..., /mturk/externalSubmit                    the worker site (worker_site.py)
-  GET  /_localturk/health, GET|POST /_localturk/clock, POST /_localturk/faults   test controls
+  GET  /_localturk/health, GET|POST /_localturk/clock, POST /_localturk/faults,
+  GET  /_localturk/notifications                                        test controls
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from crowdkit.files import write_atomically
 from crowdkit.localturk.api import OPERATIONS, RequesterAPI
 from crowdkit.localturk.db import TurkDB
 from crowdkit.localturk.errors import RequestError, TurkError, UnknownOperation
+from crowdkit.localturk.events import Delivery, EventLog
 from crowdkit.localturk.faults import FaultConfig, FaultInjector
 from crowdkit.localturk.market import Market
 from crowdkit.localturk.web import Request, Response
@@ -67,9 +69,11 @@ class LocalTurkError(CrowdkitError):
 class App:
     """Routes one request to the requester API, the worker site, files or test controls."""
 
-    def __init__(self, db: TurkDB, files_dir: Path | None, faults: FaultInjector) -> None:
+    def __init__(self, db: TurkDB, files_dir: Path | None, faults: FaultInjector,
+                 events: EventLog | None = None) -> None:
         self.db = db
-        self.market = Market(db)
+        self.events = events or EventLog(db)
+        self.market = Market(db, self.events)
         self.api = RequesterAPI(self.market)
         self.worker_site = WorkerSite(self.market)
         self.files_dir = files_dir
@@ -166,6 +170,8 @@ class App:
                 except (TypeError, ValueError) as exc:
                     return Response.json({"error": f"advance: {exc}"}, 400)
             return Response.json({"now": self.db.now()})
+        if path == "/_localturk/notifications":
+            return Response.json({"Notifications": self.events.messages()})
         if path == "/_localturk/faults" and req.method == "POST":
             data = req.data()
             try:
@@ -270,6 +276,7 @@ class LocalTurk:
         starting_balance: Decimal | str = "10000.00",
         clock: Callable[[], float] | None = None,
         verbose: bool = False,
+        notification_url: str | None = None,
     ) -> None:
         from crowdkit.units import parse_money
 
@@ -285,6 +292,8 @@ class LocalTurk:
             raise LocalTurkError(f"starting balance: {exc}") from exc
         self._clock = clock
         self._verbose = verbose
+        self.notification_url = notification_url
+        self._events: EventLog | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.db: TurkDB | None = None
@@ -298,7 +307,8 @@ class LocalTurk:
         except OSError as exc:
             raise LocalTurkError(f"localturk cannot use {exc.filename or self.db_path}: "
                                  f"{exc.strerror or exc}") from exc
-        app = App(self.db, self.files_dir, self.faults)
+        self._events = EventLog(self.db, Delivery(self.db, self.notification_url))
+        app = App(self.db, self.files_dir, self.faults, self._events)
         try:
             self._server = _Server((self.host, self.port), app, self._verbose)
         except OSError as exc:
@@ -322,6 +332,9 @@ class LocalTurk:
             if self._thread is not None:
                 self._thread.join(timeout=10)
             self._server = None
+        if self._events is not None:
+            self._events.delivery.close()
+            self._events = None
         if self.db is not None:
             self.db.close()
             self.db = None
@@ -385,6 +398,14 @@ class LocalTurk:
 
     def set_faults(self, config: FaultConfig) -> None:
         self.faults.configure(config)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Every HIT event notification message recorded so far, oldest first, after the
+        ones on their way to `notification_url` have been tried."""
+        if self._events is None:
+            raise LocalTurkError("localturk is not running; use it as `with LocalTurk(...)`")
+        self._events.delivery.drain()
+        return self._events.messages()
 
     def _running_db(self) -> TurkDB:
         if self.db is None:

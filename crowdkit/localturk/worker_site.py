@@ -1,7 +1,10 @@
 """The worker's side of localturk: a small MTurk-like site, and the same flow as JSON.
 
 People use the HTML pages (sign in with a worker id, browse, preview, accept, work in a
-frame, submit); simulated participants and tests use the JSON routes under /worker/api/.
+frame, submit, ask for a qualification); simulated participants and tests use the JSON
+routes under /worker/api/. A new worker is not left with an empty list and no reason: the
+HIT list says which requirements hide HITs from them (with their own value), and the sign-in
+form can start a worker with a profile that meets the usual requirements.
 The HIT's page is framed exactly as MTurk frames it: its URL carries assignmentId, hitId,
 workerId and turkSubmitTo, and the page posts its form to turkSubmitTo + /mturk/externalSubmit.
 """
@@ -26,6 +29,7 @@ from crowdkit.localturk.market import (
     normalize_worker_id,
 )
 from crowdkit.localturk.web import Request, Response, with_query
+from crowdkit.localturk.workers import EXPERIENCED
 from crowdkit.localturk.xml import parse_question
 
 COOKIE = "localturk_worker"
@@ -33,6 +37,7 @@ PREVIEW_ASSIGNMENT = "ASSIGNMENT_ID_NOT_AVAILABLE"
 _HIT_PAGE = re.compile(r"^/worker/hits/([A-Z0-9]+)(/accept)?$")
 _ASSIGNMENT_PAGE = re.compile(r"^/worker/assignments/([A-Z0-9]+)(/return)?$")
 _QUESTION = re.compile(r"^/worker/question/([A-Z0-9]+)$")
+_REQUEST = re.compile(r"^/worker/qualifications/([A-Z0-9]+)/request$")
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;color:#222}
 header{background:#232f3e;color:#fff;padding:.6em 1em;display:flex;gap:1em;align-items:center}
@@ -130,6 +135,9 @@ class WorkerSite:
                 self._save_profile(req, worker_id)
                 return Response.redirect("/worker/profile")
             return Response.html(self._profile_page(worker_id))
+        if (match := _REQUEST.match(path)) and post:
+            self.market.request_qualification(worker_id, match.group(1))
+            return Response.redirect(req.data().get("back") or "/worker/profile")
         if match := _HIT_PAGE.match(path):
             hit_id, accept = match.groups()
             if accept and post:
@@ -147,9 +155,15 @@ class WorkerSite:
     def _login(self, req: Request) -> Response:
         form = req.data()
         worker_id = normalize_worker_id(form.get("workerId", ""))
+        new = self.market.db.one("SELECT 1 FROM workers WHERE worker_id = ?",
+                                 (worker_id,)) is None
         self.market.ensure_worker(worker_id)
-        if form.get("country"):
-            self.market.set_profile(worker_id, form.get("country"), form.get("subdivision"))
+        # only a worker's first sign-in starts their profile; later ones keep what they have
+        experienced: dict[str, int | None] | None = (
+            dict(EXPERIENCED) if form.get("experienced") and new else None)
+        if form.get("country") or experienced:
+            self.market.set_profile(worker_id, form.get("country"), form.get("subdivision"),
+                                    experienced)
         cookie = f"{COOKIE}={worker_id}; Path=/; SameSite=Lax"
         return Response.redirect("/worker", cookie=cookie)
 
@@ -163,6 +177,10 @@ class WorkerSite:
 <p><label>Country <input name="country" value="US" size="2" maxlength="2"></label>
 <label>Subdivision <input name="subdivision" size="3" maxlength="3"></label>
 <span class="note">ISO 3166 codes, e.g. US and CA; used by locale requirements</span></p>
+<p><label><input type="checkbox" name="experienced" value="1" checked> Start as an
+  experienced worker</label>
+<span class="note">5,000 approved HITs and a 99 % approval rate, which the usual
+  requirements ask for (a brand-new worker has neither). Change it on the profile page.</span></p>
 <p><button type="submit">Sign in</button></p></form>"""
         return self._layout("Sign in", body, None)
 
@@ -184,7 +202,29 @@ class WorkerSite:
         parts.append(f"<h2>Available HITs ({len(hits)})</h2>" + (
             "<table><tr><th>Title</th><th>Reward</th><th>Available</th><th>Expires</th>"
             f"<th></th></tr>{rows}</table>" if hits else "<p>No HITs are available to you.</p>"))
+        parts.append(self._why_not(worker_id))
         return self._layout("HITs", "".join(parts), worker_id)
+
+    def _why_not(self, worker_id: str) -> str:
+        """Why HITs the worker cannot see are hidden: a block, or requirements guarding
+        discovery that they do not meet (each named with the worker's own value)."""
+        if self.market.blocked(worker_id):
+            return ('<p class="error" id="blocked">The requester has blocked you: you cannot '
+                    "find or accept their HITs.</p>")
+        hidden = self.market.hidden_hits(worker_id)
+        if not hidden:
+            return ""
+        reasons: dict[str, int] = {}
+        for _, access in hidden:
+            for text in access["unmet"]:
+                reasons[text] = reasons.get(text, 0) + 1
+        items = "".join(f"<li>{_e(text)}: {n} HIT{'s' if n > 1 else ''}</li>"
+                        for text, n in reasons.items())
+        return (f'<div id="hidden"><h2>Hidden from you ({len(hidden)})</h2><p>These HITs '
+                "require qualifications you do not meet, so MTurk would not show them to "
+                f"you:</p><ul>{items}</ul><p class='note'>Set your values on the "
+                "<a href='/worker/profile'>profile page</a> to test as another kind of "
+                "worker.</p></div>")
 
     @staticmethod
     def _assignment_row(a: sqlite3.Row) -> str:
@@ -195,14 +235,22 @@ class WorkerSite:
                 f"<td>{_e(a['status'])}</td><td>{action}</td></tr>")
 
     @staticmethod
-    def _hit_row(state: HitState, access: Access) -> str:
+    def _request_buttons(type_ids: list[str], back: str) -> str:
+        """A button per qualification type the worker may ask the requester for."""
+        return "".join(
+            f'<form method="post" action="/worker/qualifications/{_e(t)}/request">'
+            f'<input type="hidden" name="back" value="{_e(back)}">'
+            '<button class="request">Request qualification</button></form>'
+            for t in type_ids)
+
+    def _hit_row(self, state: HitState, access: Access) -> str:
         row = state.row
         if access["accept"]:
             action = (f'<form method="post" action="/worker/hits/{row["hit_id"]}/accept">'
                       '<button>Accept</button></form>')
         else:
             action = '<span class="note">Not qualified: ' + _e("; ".join(access["unmet"]))
-            action += "</span>"
+            action += "</span>" + self._request_buttons(access["requestable"], "/worker")
         preview = (f'<a href="/worker/hits/{row["hit_id"]}">{_e(row["title"])}</a>'
                    if access["preview"] else _e(row["title"]))
         return (f"<tr><td>{preview}<br><span class='note'>{_e(row['description'])}</span></td>"
@@ -218,11 +266,15 @@ class WorkerSite:
             raise WorkerError("your qualifications do not allow you to preview this HIT: "
                               + "; ".join(access["unmet"]), 403)
         accept = ""
-        if state.available and access["accept"]:
+        if self.market.blocked(worker_id):
+            accept = '<p class="note">The requester has blocked you from their HITs.</p>'
+        elif state.assignable and access["accept"]:
             accept = (f'<form method="post" action="/worker/hits/{hit_id}/accept">'
                       '<button id="accept">Accept</button></form>')
         elif not access["accept"]:
-            accept = '<p class="note">Not qualified: ' + _e("; ".join(access["unmet"])) + "</p>"
+            accept = ('<p class="note">Not qualified: ' + _e("; ".join(access["unmet"]))
+                      + "</p>" + self._request_buttons(access["requestable"],
+                                                       f"/worker/hits/{hit_id}"))
         else:
             accept = '<p class="note">No assignments are available.</p>'
         body = (self._hit_summary(row) + accept
@@ -254,7 +306,7 @@ class WorkerSite:
 
     @staticmethod
     def _frame(url: str, row: sqlite3.Row) -> str:
-        height = parse_question(row["question"]).frame_height or 800
+        height = parse_question(row["question"], strict=False).frame_height or 800
         return f'<iframe id="question" src="{_e(url)}" height="{height}"></iframe>'
 
     def _profile_page(self, worker_id: str) -> str:
@@ -281,8 +333,32 @@ class WorkerSite:
 hold it. Empty NumberHITsApproved and PercentAssignmentsApproved are computed from your
 local history.</p>
 <table><tr><th>Qualification</th><th>Value</th></tr>{''.join(rows)}</table>
-<p><button type="submit">Save</button></p></form>"""
+<p><button type="submit">Save</button></p></form>{self._requests_section(worker_id)}"""
         return self._layout("Profile", body, worker_id)
+
+    def _requests_section(self, worker_id: str) -> str:
+        """The requester's qualification types as a worker can ask for them: a Request
+        button, or why not (already asked, a test localturk cannot show, inactive)."""
+        types = self.market.db.all("SELECT * FROM qualification_types ORDER BY rowid")
+        if not types:
+            return ""
+        latest: dict[str, sqlite3.Row] = {}
+        for asked in self.market.worker_requests(worker_id):
+            latest.setdefault(asked["qualification_type_id"], asked)
+        rows = []
+        for t in types:
+            type_id = t["qualification_type_id"]
+            request = latest.get(type_id)
+            status = "" if request is None else request["status"]
+            if request is not None and request["status"] == "Rejected" and request["reason"]:
+                status += f": {request['reason']}"
+            why_not = self.market.can_request(worker_id, type_id)
+            action = (self._request_buttons([type_id], "/worker/profile")
+                      if why_not is None else f'<span class="note">{_e(why_not)}</span>')
+            rows.append(f"<tr><td>{_e(t['name'])}<br><span class='note'>{_e(t['description'])}"
+                        f"</span></td><td>{_e(status)}</td><td>{action}</td></tr>")
+        return ("<h2>Requesting qualifications</h2><table><tr><th>Qualification</th>"
+                f"<th>Your request</th><th></th></tr>{''.join(rows)}</table>")
 
     def _save_profile(self, req: Request, worker_id: str) -> None:
         form = req.data()
@@ -302,7 +378,7 @@ local history.</p>
         if match is None:
             raise WorkerError(f"no such page: {req.path}", 404)
         row = self.market.worker_hit(match.group(1))
-        question = parse_question(row["question"])
+        question = parse_question(row["question"], strict=False)
         if question.external_url is not None:  # an ExternalQuestion
             return Response(302, b"", {"Location": with_query(question.external_url,
                                                               dict(req.query))})
@@ -342,6 +418,12 @@ local history.</p>
             rows = self.market.worker_assignments(worker_id)
             return Response.json({"WorkerId": worker_id,
                                   "Assignments": [self._assignment_json(req, r) for r in rows]})
+        if route == ("POST", "/worker/api/request-qualification"):
+            request = self.market.request_qualification(
+                worker_id, str(data.get("qualificationTypeId", "")))
+            return Response.json({"QualificationRequestId": request["request_id"],
+                                  "QualificationTypeId": request["qualification_type_id"],
+                                  "Status": request["status"]})
         if route == ("POST", "/worker/api/profile"):
             qualifications = data.get("qualifications") or {}
             if not isinstance(qualifications, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from html.parser import HTMLParser
 
 HTML_QUESTION_NS = (
     "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2011-11-11/HTMLQuestion.xsd"
@@ -32,6 +33,14 @@ class QuestionXMLError(ValueError):
     """The Question parameter is not a well-formed, supported question document."""
 
 
+class QuestionHTMLError(QuestionXMLError):
+    """An HTMLQuestion whose HTMLContent MTurk's HTML5 validation would refuse."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("Errors: " + " ".join(f"<! {e} !>" for e in errors))
+        self.errors = errors
+
+
 @dataclass(frozen=True)
 class Question:
     """What the worker's frame shows: inline HTML or an external URL, and the frame height."""
@@ -42,8 +51,12 @@ class Question:
     external_url: str | None = None
 
 
-def parse_question(text: str) -> Question:
-    """Parse and check a Question document the way MTurk's schema validation would."""
+def parse_question(text: str, *, strict: bool = True) -> Question:
+    """Parse and check a Question document the way MTurk's schema validation would.
+
+    `strict=False` skips the checks CreateHIT makes of the content (HTML5, a form, an
+    HTTPS ExternalURL): the worker site reads questions already stored, some of them by
+    an earlier localturk that did not check."""
     size = len(text.encode("utf-8"))
     if size > MAX_QUESTION_BYTES:
         raise QuestionXMLError(
@@ -62,12 +75,17 @@ def parse_question(text: str) -> Question:
         html = _child_text(root, namespace, "HTMLContent")
         if not html.strip():
             raise QuestionXMLError("HTMLQuestion's HTMLContent is empty")
-        return Question("HTMLQuestion", _frame_height(root, namespace), html=html)
+        frame_height = _frame_height(root, namespace)
+        if strict:
+            check_html5(html)
+        return Question("HTMLQuestion", frame_height, html=html)
     if local == "ExternalQuestion":
         _expect_namespace(local, namespace, EXTERNAL_QUESTION_NS)
         url = _child_text(root, namespace, "ExternalURL").strip()
-        if not re.match(r"^https?://\S+$", url):
-            raise QuestionXMLError(f"ExternalURL {url!r} is not an http(s) URL")
+        if not re.match(r"^https://\S+$" if strict else r"^https?://\S+$", url):
+            # MTurk API reference, ExternalQuestion: the ExternalURL must use HTTPS
+            raise QuestionXMLError(f"ExternalURL {url!r} is not an https:// URL; MTurk "
+                                   "frames only pages served over HTTPS")
         return Question("ExternalQuestion", _frame_height(root, namespace), external_url=url)
     if local == "QuestionForm":
         raise QuestionXMLError("QuestionForm questions are not supported by localturk; "
@@ -96,6 +114,68 @@ def _frame_height(root: ET.Element, namespace: str) -> int:
     if not text.isdigit():
         raise QuestionXMLError(f"FrameHeight must be a whole number of pixels, not {text!r}")
     return int(text)
+
+
+class _HTML5Checker(HTMLParser):
+    """The parts of MTurk's HTML5 validation a page most often fails: a document that does
+    not start with the HTML5 doctype, a second <html>, <head> or <body> start tag (the
+    validator's "An 'body' start tag seen but an element of the same type was already
+    open"), and no form for the worker's answers (a <form>, or crowd-html-elements'
+    <crowd-form>)."""
+
+    SINGLE = ("html", "head", "body")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.errors: list[str] = []
+        self.doctype: str | None = None
+        self.started = False  # anything but whitespace, comments and the doctype seen
+        self.seen: set[str] = set()
+        self.has_form = False
+
+    def _at(self) -> str:
+        line, column = self.getpos()
+        return f"[{line},{column + 1}]"
+
+    def handle_decl(self, decl: str) -> None:
+        if decl.lower().startswith("doctype") and not self.started and self.doctype is None:
+            self.doctype = decl[len("doctype"):].strip().lower()
+            if self.doctype.split()[:1] != ["html"]:
+                self.errors.append(f"{self._at()} Bad doctype: expected \u201c<!DOCTYPE "
+                                   "html>\u201d.")
+
+    def _start(self) -> None:
+        if not self.started and self.doctype is None:
+            self.errors.append(f"{self._at()} Start tag seen without seeing a doctype "
+                               "first. Expected \u201c<!DOCTYPE html>\u201d.")
+        self.started = True
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self._start()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._start()
+        if tag in self.SINGLE:
+            if tag in self.seen:
+                self.errors.append(f"{self._at()} An \u201c{tag}\u201d start tag seen but "
+                                   "an element of the same type was already open.")
+            self.seen.add(tag)
+        if tag in ("form", "crowd-form"):
+            self.has_form = True
+
+
+def check_html5(html: str) -> None:
+    """Refuse HTMLContent as MTurk's HTML5 validation would (see _HTML5Checker)."""
+    checker = _HTML5Checker()
+    checker.feed(html)
+    checker.close()
+    errors = checker.errors
+    if not checker.has_form:
+        errors.append("[1,1] No \u201cform\u201d element: the HTMLContent needs a form "
+                      "(or crowd-form) that submits the worker's answers.")
+    if errors:
+        raise QuestionHTMLError(errors)
 
 
 def html_question(html: str, frame_height: int = 0) -> str:
