@@ -114,7 +114,7 @@ def check_output(operation: str, parsed: dict, raw: dict) -> None:
     check_parsed(parsed, raw, shape, operation)
 
 
-# --- the marketplace the calls run in ---------------------------------------------------------
+# --- the marketplace the calls run in
 class World:
     """A service with a HIT type, qualification types and workers; helpers make what a call
     needs fresh, so the calls are independent of each other and of their order."""

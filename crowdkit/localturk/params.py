@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, overload
 
 from crowdkit.localturk.errors import ParameterValidationError, missing, out_of_range
 from crowdkit.localturk.fees import CENT
@@ -27,7 +26,6 @@ _MONEY = re.compile(r"^[0-9]+(\.)?[0-9]{0,2}$")
 
 # A request's parameters are its JSON body: any JSON value under each name, checked here.
 Params = dict[str, Any]
-R = TypeVar("R")  # a listed item: a row, or a (sort key, item) pair
 
 
 def required(params: Params, name: str) -> Any:  # a JSON value: the caller checks its type
@@ -141,14 +139,6 @@ def page(params: Params, scope: str) -> tuple[int, int]:
         raise ParameterValidationError(
             f"The NextToken {token!r} is not valid for this operation.",
             "AWS.MechanicalTurk.InvalidPaginationToken") from exc
-
-
-def next_token(scope: str, items: list[R], key: Callable[[R], int]) -> dict[str, str]:
-    """The NextToken of a page: the sort key of its last item; none for an empty page."""
-    if not items:
-        return {}
-    last = key(items[-1])
-    return {"NextToken": base64.urlsafe_b64encode(f"{scope}:{last}".encode()).decode()}
 
 
 def listing(scope: str, list_name: str, items: list[dict], keys: list[int]) -> dict:
