@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from crowdkit.payload import Payload
 from crowdkit.tasks import AnswerKey
+from crowdkit.trials import registry
 
 DATA_FIELD = "data"
 # Markup in an id: a tag, a comment, a processing instruction or a script URL.
@@ -222,7 +223,8 @@ def _ids(payload: Payload) -> Iterable[tuple[str, str]]:
 
 
 def check_against_key(payload: Payload, key: AnswerKey) -> None:
-    """Task id, trial ids, duplicates and rounds, checked against the answer key."""
+    """Task id, trial ids, duplicates and rounds, checked against the answer key, and each
+    answer against its own trial (its type's `answer_problem`: a rating off the scale)."""
     if payload.task_id != key.task_id:
         raise AnswerProblem(ProblemKind.WRONG_TASK,
                             f"the answer is for task {payload.task_id!r}, "
@@ -244,6 +246,9 @@ def check_against_key(payload: Payload, key: AnswerKey) -> None:
                                 f"trial {response.trial_id} round "
                                 f"{response.round} is answered twice")
         seen.add(ident)
+        problem = registry.get(trial.type).answer_problem(trial, response)
+        if problem:
+            raise AnswerProblem(ProblemKind.ABSURD_VALUE, f"trial {trial.trial_id}: {problem}")
     if math.isnan(payload.timing.total_ms) or math.isnan(payload.timing.instructions_ms):
         raise AnswerProblem(ProblemKind.ABSURD_VALUE, "timing is not a number")
     if payload.timing.instructions_ms > payload.timing.total_ms:

@@ -4,7 +4,9 @@ A *condition* of a study is the name of a reference source. The paper's three ar
 
 - `natural`: the batch's natural exemplars (max ranks 0-8, min ranks 1-9 of the batch);
 - `synthetic`: the unit's feature visualizations (`unit.synthetic` in the manifest);
-- `none`: no references at all, only the two queries (the paper's baseline).
+- `none`: no references at all, only the two queries (the paper's baseline); `none_pre`
+  and `none_post` are the same, shown in blocks before and after the others (the lab
+  design's `[design] baseline`, named as in the paper's published data).
 
 Images that any other explanation method produced come in through the manifest: a unit's
 `references` maps a method's name to its images (same shape as `synthetic`), and the
@@ -20,6 +22,7 @@ no module lists the conditions by hand.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
     from crowdkit.manifest import ExemplarBatch, ImageRef, ImageSet, Manifest, MethodInfo, Unit
 
 MIN_MAX = "min+max"
+STRONGEST = "strongest"  # image sets: the n most extreme images of each side
+FIXED = "fixed"  # image sets: the ranks a natural batch shows (max 0-8, min 1-9), as the paper
+SELECTIONS = (STRONGEST, FIXED)
 
 
 @dataclass(frozen=True)
@@ -45,14 +51,27 @@ class ReferenceSource:
     simulated_accuracy: float = 0.75
     shows_references: bool = True
 
-    def references(self, unit: Unit, batch: ExemplarBatch, n: int, mode: str
-                   ) -> tuple[list[ImageRef], list[ImageRef]]:
-        """(max-side, min-side) references of one trial, each in ascending activation."""
+    def references(self, unit: Unit, batch: ExemplarBatch, n: int, mode: str,
+                   selection: str = STRONGEST) -> tuple[list[ImageRef], list[ImageRef]]:
+        """(max-side, min-side) references of one trial, each in ascending activation.
+
+        `selection` says which images of a larger set to show ([design] image_selection);
+        sources that have no choice to make ignore it."""
         raise NotImplementedError
 
-    def problem(self, unit: Unit, n: int, mode: str) -> str | None:
+    def problem(self, unit: Unit, n: int, mode: str, selection: str = STRONGEST
+                ) -> str | None:
         """Why this unit cannot show `n` references of this source, or None when it can."""
         return None
+
+
+def fixed_positions(max_side: Sequence[ImageRef], min_side: Sequence[ImageRef], n: int,
+                    mode: str) -> tuple[list[ImageRef], list[ImageRef]]:
+    """Max ranks 0..8 and min ranks 1..9 of two ascending lists of 10: the positions beside
+    a batch's queries (max rank 9, min rank 0). With n < 9 the ones nearest the extreme."""
+    max_refs = list(max_side[-1 - n:-1])
+    min_refs = list(min_side[1:1 + n]) if mode == MIN_MAX else []
+    return max_refs, min_refs
 
 
 class NaturalSource(ReferenceSource):
@@ -61,18 +80,16 @@ class NaturalSource(ReferenceSource):
     With fewer than 9 references the ones nearest the query's extreme are kept.
     """
 
-    def references(self, unit: Unit, batch: ExemplarBatch, n: int, mode: str
-                   ) -> tuple[list[ImageRef], list[ImageRef]]:
-        max_refs = list(batch.max[-1 - n:-1])
-        min_refs = list(batch.min[1:1 + n]) if mode == MIN_MAX else []
-        return max_refs, min_refs
+    def references(self, unit: Unit, batch: ExemplarBatch, n: int, mode: str,
+                   selection: str = STRONGEST) -> tuple[list[ImageRef], list[ImageRef]]:
+        return fixed_positions(batch.max, batch.min, n, mode)
 
 
 class NoReferences(ReferenceSource):
     """Queries only: how well people do without any explanation."""
 
-    def references(self, unit: Unit, batch: ExemplarBatch, n: int, mode: str
-                   ) -> tuple[list[ImageRef], list[ImageRef]]:
+    def references(self, unit: Unit, batch: ExemplarBatch, n: int, mode: str,
+                   selection: str = STRONGEST) -> tuple[list[ImageRef], list[ImageRef]]:
         return [], []
 
 
@@ -82,7 +99,10 @@ class ImageSetSource(ReferenceSource):
 
     `field` "synthetic" reads `unit.synthetic` (the feature visualizations stimgen renders);
     any other name reads `unit.references[name]`. Each side lists its images in ascending
-    activation, so the n most extreme are the last n max and the first n min images.
+    activation. `selection` "strongest" shows the n most extreme (the last n max and the
+    first n min images); "fixed" shows the positions a natural batch shows beside its
+    queries, max ranks 0-8 and min ranks 1-9 of the 10 images the paper's authors rendered
+    per side (their display code treated both kinds of images alike), and needs n + 1.
     """
 
     field: str = ""
@@ -93,21 +113,27 @@ class ImageSetSource(ReferenceSource):
             return unit.synthetic
         return unit.references.get(key)
 
-    def references(self, unit: Unit, batch: ExemplarBatch, n: int, mode: str
-                   ) -> tuple[list[ImageRef], list[ImageRef]]:
+    def references(self, unit: Unit, batch: ExemplarBatch, n: int, mode: str,
+                   selection: str = STRONGEST) -> tuple[list[ImageRef], list[ImageRef]]:
         images = self.image_set(unit)
         if images is None:
             raise ConfigError(f"manifest: unit {unit.id} has no {self.name} images")
+        if selection == FIXED:
+            return fixed_positions(images.max, images.min, n, mode)
         min_refs = list(images.min[:n]) if mode == MIN_MAX else []
         return list(images.max[-n:]), min_refs
 
-    def problem(self, unit: Unit, n: int, mode: str) -> str | None:
+    def problem(self, unit: Unit, n: int, mode: str, selection: str = STRONGEST
+                ) -> str | None:
         images = self.image_set(unit)
-        need_min = n if mode == MIN_MAX else 0
-        if images is None or len(images.max) < n or len(images.min) < need_min:
-            needs = f"{n} max" + (f" and {n} min" if need_min else "")
+        need = n + 1 if selection == FIXED else n
+        need_min = need if mode == MIN_MAX else 0
+        if images is None or len(images.max) < need or len(images.min) < need_min:
+            needs = f"{need} max" + (f" and {need} min" if need_min else "")
+            why = (f", image_selection = \"{FIXED}\" shows ranks 0-{n - 1} of {need}"
+                   if selection == FIXED else "")
             return (f"manifest: unit {unit.id} lacks {self.name} images for the {self.name} "
-                    f"condition (needs {needs})")
+                    f"condition (needs {needs}{why})")
         return None
 
 
@@ -177,3 +203,8 @@ register(ImageSetSource("synthetic", "feature visualizations", color="#ef8636",
                         simulated_accuracy=0.8, field="synthetic"))
 register(NoReferences("none", "no references", color="#8c8c8c", simulated_accuracy=0.5,
                       shows_references=False))
+register(NoReferences("none_pre", "no references, before", color="#b4b4b4",
+                      simulated_accuracy=0.5, shows_references=False))
+register(NoReferences("none_post", "no references, after", color="#5e5e5e",
+                      simulated_accuracy=0.5, shows_references=False))
+BASELINES = {"pre": "none_pre", "post": "none_post"}  # [design] baseline -> its condition

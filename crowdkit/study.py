@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from crowdkit import platforms
@@ -74,8 +75,47 @@ class StudySection(Section):
         return value
 
 
+class ReferenceSet(Section):
+    """One way of showing references: which sides, and how many images per side."""
+
+    mode: Literal["min+max", "max-only"] = "min+max"
+    n: int = Field(default=9, ge=1, le=9)
+
+
+INTUITIVENESS = ("How intuitive do you find the explanation of these optimized images for the "
+                 "given natural images?")
+
+
+class RatingsSection(Section):
+    """Rating trials ([design.ratings]): a unit's explanation rated on a slider, as the
+    paper's intuitiveness ratings. No units: no rating trials."""
+
+    units: list[str] = Field(default_factory=list)
+    at: Literal["start", "end", "both"] = "start"
+    explanation: str = "synthetic"  # the condition whose images are rated
+    given: str = "natural"  # the images the explanation is for; "" shows none
+    n_images: int = Field(default=9, ge=1, le=9)
+    question: str = Field(default=INTUITIVENESS, min_length=1, max_length=500)
+    low: int = Field(default=-100, ge=-10_000, le=10_000)
+    high: int = Field(default=100, ge=-10_000, le=10_000)
+    labels: list[str] = Field(default_factory=lambda: ["not intuitive at all",
+                                                       "very intuitive"],
+                              min_length=2, max_length=2)
+
+    @model_validator(mode="after")
+    def _a_scale(self) -> RatingsSection:
+        if self.low >= self.high:
+            raise ValueError(f"low = {self.low} must be below high = {self.high}")
+        if self.given == self.explanation:
+            raise ValueError(f"given = {self.given!r} is the explanation itself")
+        return self
+
+
 class DesignSection(Section):
-    """How manifests become tasks. A task is what one HIT shows one participant."""
+    """How manifests become tasks. A task is what one HIT shows one participant.
+
+    The keys after `seed` build the lab designs of the paper (docs/design.md, "The lab
+    design"); their defaults leave a design exactly as it was without them."""
 
     conditions: list[str] = Field(default_factory=lambda: ["natural", "synthetic"], min_length=1)
     assignment: Literal["between", "within"] = "between"
@@ -89,6 +129,47 @@ class DesignSection(Section):
     n_practice_units: int = Field(default=1, ge=0)
     max_side: Literal["left", "right"] = "right"
     seed: int | None = None
+    image_selection: Literal["strongest", "fixed"] = "strongest"
+    reference_sets: list[ReferenceSet] = Field(default_factory=list)
+    blocks_per_condition: int = Field(default=1, ge=1)
+    baseline: list[Literal["pre", "post"]] = Field(default_factory=list)
+    baseline_trials: int = Field(default=0, ge=0)
+    baseline_blocks: int = Field(default=1, ge=1)
+    practice_placement: Literal["start", "per_condition"] = "start"
+    catch_units: Literal["main", "practice"] = "main"
+    repeated_trials: int = Field(default=0, ge=0)
+    batch_assignment: Literal["cycle", "per_task"] = "cycle"
+    feedback: Literal["practice", "all"] = "practice"
+    block_score: bool = False
+    ratings: RatingsSection = Field(default_factory=RatingsSection)
+
+    @model_validator(mode="after")
+    def _lab_keys_agree(self) -> DesignSection:
+        if self.block_score and self.feedback != "all":
+            raise ValueError('block_score needs feedback = "all": the page can only count '
+                             "right answers it knows")
+        if self.baseline_trials and not self.baseline:
+            raise ValueError('baseline_trials needs baseline = ["pre"], ["post"] or both')
+        if self.baseline and not self.baseline_trials:
+            raise ValueError("baseline needs baseline_trials (main trials without references)")
+        if len(set(self.baseline)) != len(self.baseline):
+            raise ValueError("baseline lists a part twice")
+        return self
+
+    @property
+    def lab(self) -> bool:
+        """Whether any lab key is in use: then blocks are numbered through the task (practice
+        blocks included) and the page is told each trial's block."""
+        return bool(self.reference_sets or self.blocks_per_condition > 1 or self.baseline
+                    or self.practice_placement != "start" or self.catch_units != "main"
+                    or self.repeated_trials or self.batch_assignment != "cycle"
+                    or self.feedback != "practice" or self.ratings.units)
+
+    def references(self) -> list[ReferenceSet]:
+        """The reference sets each condition is shown with: `reference_sets`, or the one
+        set `reference_mode` and `n_references` describe."""
+        return self.reference_sets or [ReferenceSet(mode=self.reference_mode,
+                                                    n=self.n_references)]
 
 
 class HitSection(Section):
@@ -234,6 +315,12 @@ class ReviewSection(Section):
     bonus: Money = Decimal("0.00")
     bonus_rule: Literal["none", "all", "passing"] = "none"
     bonus_reason: str = "Thank you for your careful work."
+    # Block the workers whose answers review rejects as tampered (CreateWorkerBlock): they
+    # can take no HIT of this requester again. Off by default; only tampering counts.
+    block_fraud: bool = False
+    block_reason: str = Field(
+        default="Submitted answers that were edited outside the task page.",
+        min_length=1, max_length=1000)
 
 
 class PageTexts(Section):
@@ -250,6 +337,8 @@ class PageTexts(Section):
     practice_exhausted: str | None = None  # attempts used up: the task goes on anyway
     main: str | None = None  # before the first main trial
     block_break: str | None = None  # between blocks of different reference types
+    block_score: str | None = None  # the score after a block ([design] block_score)
+    rating: str | None = None  # before the rating trials ([design.ratings])
     questionnaire: str | None = None  # above the questionnaire
     too_small: str | None = None  # the window is smaller than the layout needs
 
@@ -316,6 +405,10 @@ class Study:
     @property
     def data_dir(self) -> Path:
         return self.root / "data"
+
+    def target_data_dir(self, target: str) -> Path:
+        """Where collect writes one target's data: each target's apart from the others'."""
+        return self.data_dir / target
 
     @property
     def report_dir(self) -> Path:

@@ -103,12 +103,13 @@ def describe_duration(seconds: int) -> str:
     return "about " + " ".join(parts)
 
 
-def check_public_task(task: PublicTask) -> None:
+def check_public_task(task: PublicTask, feedback_allowed: bool = False) -> None:
     """Refuse a task the page could leak the answer from, before any of it is rendered.
 
     Keys must be content hashes; a trial's type must find nothing in it that gives the
-    answer away (2-AFC: feedback on a test trial), and no test trial's id or condition may
-    contain "max", "min" or "catch".
+    answer away (2-AFC: feedback on a test trial, unless the study asks for feedback after
+    every trial: `feedback_allowed`), and no test trial's id or condition may contain
+    "max", "min" or "catch".
     """
     where = f"task {task.task_id}"
     for trial in task.trials:
@@ -118,7 +119,7 @@ def check_public_task(task: PublicTask) -> None:
                     f"{where}, trial {trial.trial_id}: image key {key!r} is not a content-hash "
                     'key ("<hex digest>.<ext>"); the page only shows hashed keys'
                 )
-        leak = registry.get(trial.type).leak(trial)
+        leak = registry.get(trial.type).leak(trial, feedback_allowed)
         if leak:
             raise CrowdkitError(f"{where}, trial {trial.trial_id}: {leak}")
         if trial.phase == "practice":
@@ -143,7 +144,7 @@ def page_data(task: PublicTask, config: StudyConfig, image_base_url: str) -> dic
     Images are listed trial by trial in screen order (left references, right references,
     top query, bottom query); each trial says how many references each side has.
     """
-    check_public_task(task)
+    check_public_task(task, feedback_allowed=config.design.feedback == "all")
     keys = [key for trial in task.trials for key in trial_image_keys(trial)]
     digests, exts = [], []
     for key in keys:
@@ -178,6 +179,7 @@ def page_data(task: PublicTask, config: StudyConfig, image_base_url: str) -> dic
             "iti_ms": page.inter_trial_ms,
             "window": [page.min_window_width, page.min_window_height],
             "questionnaire": page.questionnaire,
+            **({"block_score": True} if config.design.block_score else {}),
         },
     }
     if len(ext_table) > 1:
@@ -205,7 +207,7 @@ def render_task_html(
     """
     env = template_environment(_study_templates(config, study_root))
     practice = [t for t in task.trials if t.phase == "practice"]
-    tests = [t for t in task.trials if t.phase != "practice"]
+    tests = [t for t in task.trials if t.phase == "test"]
     type_names = list(dict.fromkeys(t.type for t in task.trials)) or [DEFAULT_TYPE]
     context: dict[str, Any] = {}
     for name in type_names:
@@ -221,6 +223,8 @@ def render_task_html(
         "instructions": config.page.instructions,
         "n_practice": len(practice),
         "n_tests": len(tests),
+        "feedback_all": config.design.feedback == "all",
+        "lab": config.design.lab,
         "trial_parts": [{"name": name} for name in type_names],
         "default_type": DEFAULT_TYPE,
         "data": page_data(task, config, image_base_url),

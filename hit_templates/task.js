@@ -163,7 +163,7 @@
   /* Practice rounds repeat until one has no mistake or the attempts are used up. */
   async function practice(trials, responses) {
     if (trials.length === 0) return 0;
-    await message("text-practice");
+    await message("text-practice", { "practice-count": trials.length });
     for (let round = 1; ; round++) {
       let mistakes = 0;
       for (const [i, trial] of trials.entries()) {
@@ -186,20 +186,79 @@
     }
   }
 
-  /* Test trials, in the order given; a break wherever the reference type changes. */
-  async function testTrials(trials, responses) {
-    const conditions = trials.map((t) => t.cond);
-    const blocks = conditions.filter((c, i) => i === 0 || c !== conditions[i - 1]).length;
-    await message("text-main");
-    let block = 1;
+  /* A trial's block: its number in a lab design, else its reference type. */
+  const blockOf = (trial) => (trial.blk === undefined ? "c:" + trial.cond : "b:" + trial.blk);
+
+  /* Test trials block by block: a break between blocks, feedback where the page has the
+   * answers, a block's score where asked. `counter` counts across the task's stretches. */
+  async function testTrials(trials, responses, counter) {
+    if (trials.length === 0) return;
+    if (counter.trialsDone === 0) await message("text-main");
+    let right = 0;
+    let inBlock = 0;
     for (const [i, trial] of trials.entries()) {
-      if (i > 0 && trial.cond !== trials[i - 1].cond) {
-        await message("text-block-break", { "blocks-done": block, "blocks-total": blocks });
-        block++;
+      const result = await runTrial(trial, "Trial " + (counter.trialsDone + 1) + " of " +
+                                    counter.trialsTotal);
+      responses.push({ ...result, round: 1 });
+      counter.trialsDone++;
+      inBlock++;
+      const type = TRIAL_TYPES[trial.type];
+      if (trial.answer !== undefined) {
+        const isRight = type.isRight(trial, result);
+        if (isRight) right++;
+        await type.feedback(trial, isRight);
       }
-      const result = await runTrial(trial, "Trial " + (i + 1) + " of " + trials.length);
+      const next = trials[i + 1];
+      if (next !== undefined && blockOf(next) === blockOf(trial)) continue;
+      counter.blocksDone++;
+      const values = { "blocks-done": counter.blocksDone, "blocks-total": counter.blocksTotal,
+                       "block-right": right, "block-trials": inBlock };
+      if (settings.block_score) {
+        await message("text-block-score", values);
+      } else if (counter.blocksDone < counter.blocksTotal) {
+        const same = next !== undefined && next.cond === trial.cond;
+        await message(same ? "text-block-continue" : "text-block-break", values);
+      }
+      right = 0;
+      inBlock = 0;
+    }
+  }
+
+  async function ratings(trials, responses) {
+    await message("text-rating");
+    for (const [i, trial] of trials.entries()) {
+      const result = await runTrial(trial, "Rating " + (i + 1) + " of " + trials.length);
       responses.push({ ...result, round: 1 });
     }
+  }
+
+  /* The trials as stretches of one kind (ratings, a practice block, test trials), each run
+   * by its function; returns the most rounds a practice stretch took. */
+  async function runStretches(trials, responses) {
+    const kind = (t) => (t.phase === "practice" ? "p:" + blockOf(t) : t.phase);
+    const stretches = [];
+    for (const trial of trials) {
+      const last = stretches[stretches.length - 1];
+      if (last && last.kind === kind(trial)) last.trials.push(trial);
+      else stretches.push({ kind: kind(trial), phase: trial.phase, trials: [trial] });
+    }
+    const tests = trials.filter((t) => t.phase === "test");
+    const counter = {
+      trialsDone: 0, trialsTotal: tests.length, blocksDone: 0,
+      blocksTotal: tests.filter((t, i) => i === 0 || blockOf(t) !== blockOf(tests[i - 1])).length,
+    };
+    let rounds = 0;
+    for (const stretch of stretches) {
+      if (stretch.phase === "practice") {
+        const used = await practice(stretch.trials, responses);
+        if (used > rounds) rounds = used;
+      } else if (stretch.phase === "test") {
+        await testTrials(stretch.trials, responses, counter);
+      } else {
+        await ratings(stretch.trials, responses);
+      }
+    }
+    return rounds;
   }
 
   // At most n characters (code points, as the answer's checks count them): slice() counts
@@ -257,8 +316,7 @@
     }
     const instructionsMs = await instructions(trials);
     const responses = [];
-    const practiceRounds = await practice(trials.filter((t) => t.phase === "practice"), responses);
-    await testTrials(trials.filter((t) => t.phase === "test"), responses);
+    const practiceRounds = await runStretches(trials, responses);
     const questionnaire = await askQuestionnaire();
     submit({
       schema_version: 1,

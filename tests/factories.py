@@ -68,12 +68,20 @@ def _image(stimuli_dir: Path, rel: str, activation: float) -> ImageRef:
 def make_manifest(
     stimuli_dir: Path, *, n_units: int = 6, n_batches: int = 3, per_side: int = 10,
     n_layers: int = 3, synthetic: bool = True, n_synthetic: int = 10,
+    unit_ids: list[str] | None = None,
 ) -> Manifest:
-    """Write `n_units` units with generated images and a manifest into `stimuli_dir`."""
+    """Write `n_units` units with generated images and a manifest into `stimuli_dir`.
+
+    `unit_ids` names the units ("4a:257", ...; their layer is "mixed" + the part before the
+    colon) instead of the generated names."""
     stimuli_dir.mkdir(parents=True, exist_ok=True)
     units = []
+    if unit_ids is not None:
+        n_units = len(unit_ids)
     for u in range(n_units):
         layer = f"mixed{3 + u % n_layers}a"
+        if unit_ids is not None:
+            layer = "mixed" + unit_ids[u].split(":")[0]
         batches = [
             ExemplarBatch(
                 index=b,
@@ -92,7 +100,8 @@ def make_manifest(
                 min=[_image(stimuli_dir, f"u{u}/synthetic/min_{i}.png", float(i))
                      for i in range(n_synthetic)],
             )
-        units.append(Unit(id=f"{3 + u % n_layers}a:{u}", layer=layer, channel=u,
+        unit_id = unit_ids[u] if unit_ids is not None else f"{3 + u % n_layers}a:{u}"
+        units.append(Unit(id=unit_id, layer=layer, channel=u,
                           label=f"{3 + u % n_layers}a", selection="random",
                           natural=NaturalExemplars(batches=batches), synthetic=syn))
     manifest = Manifest(model=ModelInfo(name="test", random_weights=True), units=units)

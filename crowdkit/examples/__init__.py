@@ -15,7 +15,7 @@ from crowdkit.errors import CrowdkitError, did_you_mean
 from crowdkit.files import write_atomically
 from crowdkit.study import STUDY_FILE, parse_study_toml
 
-EXAMPLES = ("quickstart", "iclr2021-exp1")
+EXAMPLES = ("quickstart", "iclr2021-exp1", "iclr2021-exp1-lab")
 # Examples whose dataset init writes: how many sample photographs, in which folder.
 SAMPLE_IMAGES = {"quickstart": ("images", 60)}
 

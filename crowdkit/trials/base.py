@@ -48,32 +48,43 @@ class _Typed(Strict):
     """A model with a `type` field that is left out of its JSON when it is the default.
 
     So the paper's 2-AFC tasks serialise exactly as they did before trial types existed,
-    and ledgers written then still match their design hash.
+    and ledgers written then still match their design hash. Fields added later that are
+    None unless a design uses them (`OMITTED_WHEN_NONE`) are left out the same way.
     """
 
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
     type: str = DEFAULT_TYPE
 
     @model_serializer(mode="wrap")
     def _drop_default_type(self, handler: SerializerFunctionWrapHandler,
                            info: SerializationInfo) -> Any:  # pydantic reads this: keep Any
         data = handler(self)
-        if isinstance(data, dict) and data.get("type") == DEFAULT_TYPE:
-            data.pop("type")
+        if isinstance(data, dict):
+            if data.get("type") == DEFAULT_TYPE:
+                data.pop("type")
+            for name in self.OMITTED_WHEN_NONE:
+                if name in data and data[name] is None:
+                    data.pop(name)
         return data
 
 
 class PublicTrialBase(_Typed):
     """What a page gets about one trial. `phase` is never "main" or "catch": the page
-    must not tell them apart."""
+    must not tell them apart. `block` numbers the task's blocks where a design has blocks
+    the page cannot see from the conditions alone (the lab design); None elsewhere."""
 
+    OMITTED_WHEN_NONE = ("block",)
     trial_id: str
     phase: str
     condition: str
+    block: int | None = None
 
 
 class TrialKeyBase(_Typed):
-    """The private truth about one trial, kept in the ledger."""
+    """The private truth about one trial, kept in the ledger. `repeat_of` is the
+    `trial_index` of the trial a repeated trial shows again."""
 
+    OMITTED_WHEN_NONE = ("repeat_of",)
     trial_id: str
     trial_index: int
     phase: str
@@ -85,6 +96,7 @@ class TrialKeyBase(_Typed):
     unit_label: str = ""
     unit_selection: str = "picked"
     batch: int
+    repeat_of: int | None = None
 
 
 class ResponseBase(Strict):
@@ -97,13 +109,24 @@ class ResponseBase(Strict):
 
 @dataclass(frozen=True)
 class Slot:
-    """One trial to build: which unit and batch, in which phase, condition and block."""
+    """One trial to build: which unit and batch, in which phase, condition and block.
 
-    phase: str  # practice, main or catch (or a trial type's own phase)
+    The rest is set by designs that need it: the trial type (`trial_type`), a reference set
+    of the slot's own (`reference_mode`, `n_references`; None: [design]'s), the index in the
+    task of the slot a repeated trial shows again (`repeat_of`), when a rating is asked
+    (`at`), and whether the page shows the block number (`public_block`)."""
+
+    phase: str  # practice, main, catch or repeated (or a trial type's own phase)
     condition: str
     block: int
     unit: Unit
     batch: int
+    trial_type: str = DEFAULT_TYPE
+    reference_mode: str | None = None
+    n_references: int | None = None
+    repeat_of: int | None = None
+    at: str | None = None
+    public_block: bool = False
 
 
 @dataclass
@@ -174,8 +197,10 @@ class TrialType:
         """The trial as the page's JSON item (images travel packed, apart from this)."""
         raise NotImplementedError
 
-    def leak(self, trial: PublicTrialBase) -> str | None:
-        """Why showing this public trial would give the answer away, or None."""
+    def leak(self, trial: PublicTrialBase, feedback_allowed: bool = False) -> str | None:
+        """Why showing this public trial would give the answer away, or None.
+        `feedback_allowed`: the study asks for feedback after every trial ([design]
+        feedback = "all"), so test trials carry their answers on purpose."""
         return None
 
     def page_context(self, trials: Sequence[PublicTrialBase], config: StudyConfig
@@ -185,6 +210,11 @@ class TrialType:
 
     def observe(self, key: TrialKeyBase, response: ResponseBase) -> Observation:
         raise NotImplementedError
+
+    def answer_problem(self, key: TrialKeyBase, response: ResponseBase) -> str | None:
+        """Why an answer that passed `response_model` cannot be one the page sent for this
+        trial (a rating outside the trial's scale, say), or None."""
+        return None
 
     def tidy(self, key: TrialKeyBase, response: ResponseBase) -> dict[str, Any]:
         """This type's columns of the tidy row of one answer."""

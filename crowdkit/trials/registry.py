@@ -14,6 +14,7 @@ from crowdkit.trials.base import DEFAULT_TYPE, TrialType
 
 BUILTIN = {
     "2afc": "crowdkit.trials.twoafc:TwoAFC",
+    "rating": "crowdkit.trials.rating:Rating",
 }
 _LOADED: dict[str, TrialType] = {}
 

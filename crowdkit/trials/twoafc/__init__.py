@@ -8,7 +8,9 @@ from the condition's reference source (crowdkit.sources). A catch trial's querie
 byte-level copies of a shown max and min reference, so attention alone answers it.
 
 Nothing public says which query is the max one, except on practice trials, whose feedback
-needs it.
+needs it (and on every trial of a study that asks for feedback after each one,
+[design] feedback = "all"). A repeated trial shows an earlier main trial of the task again,
+its queries' positions drawn afresh, as the paper's lab experiment did.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from crowdkit.trials.base import (
 )
 
 Position = Literal["top", "bottom"]
-KeyPhase = Literal["practice", "main", "catch"]
+KeyPhase = Literal["practice", "main", "catch", "repeated"]
 
 
 class References(Strict):
@@ -112,11 +114,15 @@ class TwoAFC(TrialType):
 
     def check(self, config: StudyConfig, manifest: Manifest) -> list[str]:
         d = config.design
-        n = d.n_references
+        sets = d.references()
+        n = max(rs.n for rs in sets)
+        rated = set(d.ratings.units)
         problems = []
         condition_sources = [sources.get(c) for c in d.conditions
                              if sources.find(c) is not None]
         for unit in manifest.units:
+            if unit.id in rated:
+                continue  # rating units show no 2-AFC trials (the rating type checks them)
             for batch in unit.natural.batches:
                 if min(len(batch.max), len(batch.min)) < n + 1:
                     problems.append(
@@ -125,16 +131,24 @@ class TwoAFC(TrialType):
                         "query)")
                     break
             for source in condition_sources:
-                problem = source.problem(unit, n, d.reference_mode)
-                if problem:
-                    problems.append(problem)
+                for rs in sets:
+                    problem = source.problem(unit, rs.n, rs.mode, d.image_selection)
+                    if problem:
+                        problems.append(problem)
+                        break
         return problems
 
     def build(self, task_id: str, slots: Sequence[tuple[int, str, Slot]], ctx: BuildContext
               ) -> list[tuple[PublicTrialBase, TrialKeyBase]]:
         positions = self._positions([slot for _, _, slot in slots], ctx.rng)
-        return [self._trial(trial_id, index, slot, max_pos, ctx)
-                for (index, trial_id, slot), max_pos in zip(slots, positions, strict=True)]
+        built: dict[int, tuple[PublicTrial, TrialKey]] = {}
+        for (index, trial_id, slot), max_pos in zip(slots, positions, strict=True):
+            if slot.repeat_of is not None:
+                built[index] = self._repeat(trial_id, index, slot, max_pos, ctx,
+                                            built[slot.repeat_of])
+            else:
+                built[index] = self._trial(trial_id, index, slot, max_pos, ctx)
+        return [built[index] for index, _, _ in slots]
 
     def _positions(self, slots: list[Slot], rng: random.Random) -> list[str]:
         """Balance max-on-top within practice, main and catch trials, and overall."""
@@ -148,7 +162,9 @@ class TwoAFC(TrialType):
             odd = "bottom" if main_pos.count("top") > main_pos.count("bottom") else "top"
         catch_pos = balanced_positions(len(by_phase["catch"]), rng, odd)
         practice_pos = balanced_positions(len(by_phase["practice"]), rng)
-        for phase, pos in (("main", main_pos), ("catch", catch_pos), ("practice", practice_pos)):
+        repeated_pos = balanced_positions(len(by_phase["repeated"]), rng)
+        for phase, pos in (("main", main_pos), ("catch", catch_pos), ("practice", practice_pos),
+                           ("repeated", repeated_pos)):
             for i, p in zip(by_phase[phase], pos, strict=True):
                 out[i] = p
         return out
@@ -156,12 +172,14 @@ class TwoAFC(TrialType):
     def _trial(self, trial_id: str, index: int, slot: Slot, max_pos: str,
                ctx: BuildContext) -> tuple[PublicTrial, TrialKey]:
         d = ctx.config.design
+        mode = slot.reference_mode or d.reference_mode
+        n = slot.n_references or d.n_references
         unit, batch = slot.unit, batch_of(slot.unit, slot.batch)
         source = sources.get(slot.condition)
         if slot.phase == "catch" and not source.shows_references:
             # A catch trial needs something to copy: the batch's natural exemplars.
             source = sources.get("natural")
-        max_refs, min_refs = source.references(unit, batch, d.n_references, d.reference_mode)
+        max_refs, min_refs = source.references(unit, batch, n, mode, d.image_selection)
         images = ctx.images
         if slot.phase == "catch":
             max_src = ctx.rng.choice(max_refs)
@@ -176,20 +194,38 @@ class TwoAFC(TrialType):
         refs = (References(left=min_keys, right=max_keys) if d.max_side == "right"
                 else References(left=max_keys, right=min_keys))
         queries = Queries(**{max_pos: max_key, _other(max_pos): min_key})
-        practice = slot.phase == "practice"
-        public = PublicTrial(
-            trial_id=trial_id, phase="practice" if practice else "test",
-            condition=slot.condition, references=refs, queries=queries,
-            feedback=Feedback(correct=cast(Position, max_pos)) if practice else None,
-        )
+        public = self._public(trial_id, slot, refs, queries, max_pos, ctx)
         key = TrialKey(
             trial_id=trial_id, trial_index=index, phase=cast(KeyPhase, slot.phase),
             condition=slot.condition, block=slot.block, unit_id=unit.id, layer=unit.layer,
             channel=unit.channel, unit_label=unit.label, unit_selection=unit.selection,
-            batch=batch.index, max_position=cast(Position, max_pos),
-            reference_mode=d.reference_mode,
-            n_references=d.n_references if max_refs else 0,
+            batch=batch.index, max_position=cast(Position, max_pos), reference_mode=mode,
+            n_references=n if max_refs else 0,
         )
+        return public, key
+
+    def _public(self, trial_id: str, slot: Slot, refs: References, queries: Queries,
+                max_pos: str, ctx: BuildContext) -> PublicTrial:
+        practice = slot.phase == "practice"
+        told = practice or ctx.config.design.feedback == "all"
+        return PublicTrial(
+            trial_id=trial_id, phase="practice" if practice else "test",
+            condition=slot.condition, block=slot.block if slot.public_block else None,
+            references=refs, queries=queries,
+            feedback=Feedback(correct=cast(Position, max_pos)) if told else None,
+        )
+
+    def _repeat(self, trial_id: str, index: int, slot: Slot, max_pos: str, ctx: BuildContext,
+                original: tuple[PublicTrial, TrialKey]) -> tuple[PublicTrial, TrialKey]:
+        """An earlier trial shown again: the same images, the queries placed afresh."""
+        first, first_key = original
+        pair = (first.queries.top, first.queries.bottom)
+        max_key, min_key = pair if first_key.max_position == "top" else pair[::-1]
+        queries = Queries(**{max_pos: max_key, _other(max_pos): min_key})
+        public = self._public(trial_id, slot, first.references, queries, max_pos, ctx)
+        key = first_key.model_copy(update={
+            "trial_id": trial_id, "trial_index": index, "phase": "repeated",
+            "block": slot.block, "max_position": max_pos, "repeat_of": slot.repeat_of})
         return public, key
 
     # -- the page ----------------------------------------------------------------------
@@ -203,13 +239,15 @@ class TwoAFC(TrialType):
         t = _public(trial)
         item: dict[str, Any] = {"id": t.trial_id, "phase": t.phase, "cond": t.condition,
                                 "n": [len(t.references.left), len(t.references.right)]}
-        if t.phase == "practice" and t.feedback is not None:
+        if t.feedback is not None:  # practice, or every trial where the study asks
             item["answer"] = t.feedback.correct
+        if t.block is not None:
+            item["blk"] = t.block
         return item
 
-    def leak(self, trial: PublicTrialBase) -> str | None:
+    def leak(self, trial: PublicTrialBase, feedback_allowed: bool = False) -> str | None:
         t = _public(trial)
-        if t.phase == "test" and t.feedback is not None:
+        if t.phase == "test" and t.feedback is not None and not feedback_allowed:
             return "a test trial carries feedback, which would tell the worker the answer"
         return None
 
@@ -219,7 +257,7 @@ class TwoAFC(TrialType):
         return {
             "strong_side": strong,
             "weak_side": "left" if strong == "right" else "right",
-            "two_sided": config.design.reference_mode == "min+max",
+            "two_sided": any(rs.mode == "min+max" for rs in config.design.references()),
             "has_no_reference_trials": any(
                 not (_public(t).references.left or _public(t).references.right)
                 for t in trials),
