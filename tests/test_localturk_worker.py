@@ -217,6 +217,71 @@ def test_external_question_frame_redirects_with_mturk_parameters(turk, mturk):
     assert "workerId=A1ALICE" in location and "turkSubmitTo=" in location
 
 
+# --- new workers, requests and blocks -------------------------------------------------------
+COMMON = [  # what studies usually ask for, hiding their HITs from anyone who lacks it
+    {"QualificationTypeId": "00000000000000000040", "Comparator": "GreaterThanOrEqualTo",
+     "IntegerValues": [1000], "ActionsGuarded": "DiscoverPreviewAndAccept"},
+    {"QualificationTypeId": "000000000000000000L0", "Comparator": "GreaterThanOrEqualTo",
+     "IntegerValues": [95], "ActionsGuarded": "DiscoverPreviewAndAccept"},
+]
+
+
+def test_a_new_worker_is_told_which_requirements_hide_the_hits(turk, mturk):
+    mturk.create_hit(**hit_args(QualificationRequirements=COMMON))
+    browser = Browser(turk.base_url)
+    _, _, page = browser.post("/worker/login", {"workerId": "A1BRANDNEW", "country": "US"})
+    assert "No HITs are available to you." in page
+    assert "Hidden from you (1)" in page
+    assert "Worker_NumberHITsApproved GreaterThanOrEqualTo 1000 (yours: 0): 1 HIT" in page
+    assert "Worker_PercentAssignmentsApproved" not in page  # 100 % before any submission
+
+
+def test_signing_in_as_an_experienced_worker_meets_the_usual_requirements(turk, mturk):
+    hit_id = mturk.create_hit(**hit_args(QualificationRequirements=COMMON))["HIT"]["HITId"]
+    browser = Browser(turk.base_url)
+    _, _, page = browser.get("/worker")
+    assert 'name="experienced"' in page
+    _, _, page = browser.post("/worker/login", {"workerId": "A1VETERAN", "country": "US",
+                                                "experienced": "1"})
+    assert "Pick one of two images." in page and "Hidden from you" not in page
+    browser.post("/worker/profile", {"country": "US", "q_00000000000000000040": "10"})
+    browser.post("/worker/login", {"workerId": "A1VETERAN", "experienced": "1"})
+    status, _ = Worker(turk.base_url, "A1VETERAN").try_accept(hit_id)
+    assert status == 403  # a later sign-in keeps the profile the worker set
+
+
+def test_a_worker_requests_a_qualification_from_the_hit_list(turk, mturk):
+    type_id = mturk.create_qualification_type(
+        Name="Trained", Description="Passed the training", QualificationTypeStatus="Active")[
+        "QualificationType"]["QualificationTypeId"]
+    hit_id = mturk.create_hit(**hit_args(QualificationRequirements=[
+        {"QualificationTypeId": type_id, "Comparator": "Exists"}]))["HIT"]["HITId"]
+    browser = Browser(turk.base_url)
+    _, _, page = browser.post("/worker/login", {"workerId": "A1LEARNER"})
+    action = f"/worker/qualifications/{type_id}/request"
+    assert "Trained Exists (you do not have it)" in page and action in page
+    _, url, page = browser.post(action, {"back": "/worker"})
+    assert url.endswith("/worker") and action not in page  # asked: no second button
+    [pending] = mturk.list_qualification_requests()["QualificationRequests"]
+    _, _, page = browser.get("/worker/profile")
+    assert "Pending" in page and "waiting for the requester" in page
+    mturk.reject_qualification_request(QualificationRequestId=pending[
+        "QualificationRequestId"], Reason="finish the training first")
+    _, _, page = browser.get("/worker/profile")
+    assert "Rejected: finish the training first" in page
+    mturk.associate_qualification_with_worker(QualificationTypeId=type_id,
+                                              WorkerId="A1LEARNER")
+    assert Worker(turk.base_url, "A1LEARNER").try_accept(hit_id)[0] == 200
+
+
+def test_a_blocked_worker_is_told_so(turk, mturk):
+    mturk.create_hit(**hit_args())
+    mturk.create_worker_block(WorkerId="A1BLOCKED", Reason="spam")
+    browser = Browser(turk.base_url)
+    _, _, page = browser.post("/worker/login", {"workerId": "A1BLOCKED"})
+    assert 'id="blocked"' in page and "No HITs are available to you." in page
+
+
 # --- /files/ -----------------------------------------------------------------------------
 def fetch(url: str, method: str = "GET"):
     try:
