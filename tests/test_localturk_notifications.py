@@ -165,3 +165,10 @@ def test_without_an_endpoint_messages_are_recorded_only(tmp_path):
             "EventTypes": ["Ping"]})
         [message] = turk.notifications()
         assert message["Delivery"] == "recorded"
+
+
+def test_the_notification_url_must_be_http(tmp_path):
+    from crowdkit.localturk import LocalTurkError
+
+    with pytest.raises(LocalTurkError, match="not an http"):
+        LocalTurk(tmp_path / "turk.db", notification_url="sqs://queue")

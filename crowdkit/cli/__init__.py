@@ -339,6 +339,9 @@ def serve(
     ] = 0.0,
     latency_ms: Annotated[int, typer.Option(help="Delay added to every API call.")] = 0,
     verbose: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    notification_url: Annotated[
+        str | None, typer.Option(help="POST every HIT event notification to this URL.")
+    ] = None,
 ) -> None:
     """Run the local MTurk-compatible service: requester API and worker site."""
     from crowdkit.localturk import FaultConfig, LocalTurk, default_db_path
@@ -351,7 +354,8 @@ def serve(
     db = db or default_db_path()
     render.configure_logging(verbose)
     turk = LocalTurk(db, port=port, files_dir=files_dir, fault=fault, host=host,
-                     starting_balance=balance, verbose=verbose)
+                     starting_balance=balance, verbose=verbose,
+                     notification_url=notification_url)
     with turk:
         render.lines([
             f"localturk requester API: {turk.endpoint_url}  (boto3 endpoint_url)",

@@ -262,7 +262,8 @@ class LocalTurk:
             mturk.create_hit(...)
 
     `endpoint_url` is what boto3's endpoint_url wants; `worker_url` is the worker site;
-    files put in `files_dir` are served under `base_url + "/files/"`.
+    files put in `files_dir` are served under `base_url + "/files/"`. With
+    `notification_url`, every HIT event notification message is also POSTed there.
     """
 
     def __init__(
@@ -292,6 +293,9 @@ class LocalTurk:
             raise LocalTurkError(f"starting balance: {exc}") from exc
         self._clock = clock
         self._verbose = verbose
+        if notification_url is not None and not re.match(r"^https?://\S+$", notification_url):
+            raise LocalTurkError(f"notification URL {notification_url!r} is not an http(s) "
+                                 "URL")
         self.notification_url = notification_url
         self._events: EventLog | None = None
         self._server: _Server | None = None
