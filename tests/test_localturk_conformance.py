@@ -439,3 +439,11 @@ def test_a_body_that_is_not_a_json_object_is_refused(world):
     body = json.load(excinfo.value)
     assert excinfo.value.code == 400 and set(body) == ERROR_BODY
     assert body["TurkErrorCode"] == ERRORS["GetAccountBalance"][2]
+
+
+def test_the_documentation_lists_every_operation():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "localturk.md").read_text()
+    table = set(re.findall(r"^\| ([A-Za-z]+) \|", text, flags=re.MULTILINE))
+    assert set(MODEL.operation_names) <= table
