@@ -112,3 +112,37 @@ def test_crowdkit_serve_reports_a_taken_port(tmp_path):
     assert out.returncode == 1
     assert out.stderr.startswith("error: localturk cannot listen on 127.0.0.1:")
     assert "Traceback" not in out.stderr
+
+
+def test_a_database_of_an_earlier_localturk_opens_and_gains_the_new_columns(tmp_path):
+    """`crowdkit serve` keeps ~/.crowdkit/localturk.db across versions: a schema-1 database
+    (no review status, notification or deleted-type columns) opens, and its HITs work."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE hit_types (hit_type_id TEXT PRIMARY KEY, title TEXT NOT NULL,
+                description TEXT NOT NULL, keywords TEXT NOT NULL, reward TEXT NOT NULL,
+                assignment_duration INTEGER NOT NULL, auto_approval_delay INTEGER NOT NULL,
+                qualification_requirements TEXT NOT NULL, created REAL NOT NULL);
+            CREATE TABLE hits (hit_id TEXT PRIMARY KEY, hit_type_id TEXT NOT NULL,
+                question TEXT NOT NULL, max_assignments INTEGER NOT NULL,
+                expiration REAL NOT NULL, requester_annotation TEXT, created REAL NOT NULL,
+                disposed INTEGER NOT NULL DEFAULT 0);
+            INSERT INTO meta VALUES ('schema_version', '1'), ('clock_offset', '0'),
+                                    ('funds', '100.00');
+            INSERT INTO hit_types VALUES ('3OLDTYPE', 'Old', 'd', '', '0.50', 600, 86400,
+                                          '[]', 0);
+        """)
+        old.execute("INSERT INTO hits VALUES ('3OLDHIT', '3OLDTYPE', ?, 1, 4e9, NULL, 1, 0)",
+                    (hit_args()["Question"],))
+    with LocalTurk(path, port=0) as turk:
+        mturk = turk.boto3_client(max_attempts=1)
+        hit = mturk.get_hit(HITId="3OLDHIT")["HIT"]
+        assert (hit["Title"], hit["HITStatus"]) == ("Old", "Assignable")
+        Worker(turk.base_url, "A1LATER").do_hit("3OLDHIT", answer="x")
+        mturk.update_hit_review_status(HITId="3OLDHIT")
+        assert mturk.get_hit(HITId="3OLDHIT")["HIT"]["HITStatus"] == "Reviewing"
+        assert turk.db.meta("schema_version") == "2"
