@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS hits (
     created REAL NOT NULL,
     disposed INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS hits_by_age ON hits(created);
 CREATE TABLE IF NOT EXISTS assignments (
     assignment_id TEXT PRIMARY KEY,
     hit_id TEXT NOT NULL REFERENCES hits(hit_id),

@@ -127,6 +127,11 @@ class EventLog:
         self.db = db
         self.delivery = delivery or Delivery(db, None)
 
+    def watching(self) -> bool:
+        """Whether any HIT type has notifications on (most of the time none has)."""
+        return self.db.one("SELECT 1 FROM notification_settings WHERE active = 1 LIMIT 1"
+                           ) is not None
+
     def watched_types_sql(self) -> str:
         """A subquery of the HIT types whose notifications are on (for the clock's sweep)."""
         return "(SELECT hit_type_id FROM notification_settings WHERE active = 1)"

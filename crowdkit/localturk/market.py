@@ -121,6 +121,8 @@ class Market(WorkerRecords):
     def sweep_events(self, now: float) -> None:
         """HITExpired and HITReviewable happen with the clock (or after another change):
         look for them among HITs whose type has notifications on."""
+        if not self.events.watching():
+            return
         rows = self.db.all(HIT_SELECT + " WHERE h.disposed = 0 AND h.hit_type_id IN "
                            + self.events.watched_types_sql())
         for state in self.states(rows, now):
