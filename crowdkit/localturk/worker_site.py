@@ -137,7 +137,8 @@ class WorkerSite:
             return Response.html(self._profile_page(worker_id))
         if (match := _REQUEST.match(path)) and post:
             self.market.request_qualification(worker_id, match.group(1))
-            return Response.redirect(req.data().get("back") or "/worker/profile")
+            back = req.data().get("back") or ""
+            return Response.redirect(back if back.startswith("/worker") else "/worker/profile")
         if match := _HIT_PAGE.match(path):
             hit_id, accept = match.groups()
             if accept and post:
