@@ -153,7 +153,9 @@ class PreviewServer:
 
     def record(self, form: dict[str, str]) -> Submission:
         try:
-            payload = Payload.model_validate_json(form.get("data", ""))
+            # each answer by its trial's type: the public task names them, as a key would
+            payload = Payload.model_validate_json(form.get("data", ""),
+                                                  context={"key": self.task})
             error = None
             if payload.task_id != self.task.task_id:
                 error = f"task_id {payload.task_id!r} is not this task's ({self.task.task_id!r})"

@@ -110,7 +110,8 @@ def test_experiment_i_is_within_participants_and_natural_beats_synthetic(
 ) -> None:
     result = analysis.analyze(analysis.load_trials(experiment_i_csv))
     assert result.design == "within"
-    pair = row(result.comparisons, condition_a="natural", condition_b="synthetic")
+    pair = row(result.comparisons, measure="accuracy", condition_a="natural",
+               condition_b="synthetic")
     assert (pair["t_test"], pair["rank_test"], pair["n_a"]) == ("paired", "wilcoxon", 10)
     assert pair["difference"] == pytest.approx(0.922 - 0.820, abs=0.001)
     assert pair["p_t"] < 0.01 and pair["effect_size"] > 1
@@ -432,10 +433,10 @@ def other_methods() -> Iterator[None]:
 
 
 def test_conditions_are_ordered_and_coloured_by_the_source_registry(other_methods: None) -> None:
-    names = ["none_pre", "lime", "gradcam", "synthetic", "natural"]  # none_pre: no source
+    names = ["baseline", "lime", "gradcam", "synthetic", "natural"]  # baseline: no source
     data = trials(many_main_rows(*((f"p{i}", c, 1 + i, 1) for i in range(2) for c in names)))
     summary = analysis.summarize(data)
-    assert list(summary["condition"]) == ["natural", "synthetic", "gradcam", "lime", "none_pre"]
+    assert list(summary["condition"]) == ["natural", "synthetic", "gradcam", "lime", "baseline"]
     assert list(analysis.compare_conditions(data)["condition_a"])[:4] == ["natural"] * 4
     ordered = list(summary["condition"])  # as every figure passes them
     colors = [analysis.condition_color(c, ordered) for c in ordered]
@@ -464,7 +465,8 @@ def test_the_library_prints_nothing_and_reports_progress(
     result = analysis.analyze(analysis.normalize_trials(rich_trials()), source="generated")
     report = analysis.write_report(result, tmp_path / "out", progress=recorded)
     assert report.is_file()
-    assert steps == [("drawing figures", 4, 0)] + [("drawing figures", 4, 1)] * 4
+    n = len(analysis.FIGURES)  # every figure is a step, drawn or skipped
+    assert steps == [("drawing figures", n, 0)] + [("drawing figures", n, 1)] * n
     assert capsys.readouterr() == ("", "")
 
 

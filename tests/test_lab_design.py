@@ -16,8 +16,13 @@ from crowdkit.design import design_tasks
 from crowdkit.errors import ConfigError, CrowdkitError
 from crowdkit.examples import example_toml
 from crowdkit.study import StudyConfig, parse_study_toml
-from crowdkit.templates import check_public_task, html_question_xml, page_data
-from crowdkit.templates import question_size, render_task_html
+from crowdkit.templates import (
+    check_public_task,
+    html_question_xml,
+    page_data,
+    question_size,
+    render_task_html,
+)
 from tests.factories import STUDY_TOML, make_manifest
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -263,10 +263,45 @@ def _range(values: pd.Series) -> str:
     return str(low) if low == high else f"{low} to {high}"
 
 
+def figure_ratings(analysis: Analysis, out_dir: Path) -> FigureFile | None:
+    """The paper's intuitiveness figure: the mean rating per unit and all units pooled, one
+    bar per rating time (start, end), 95 % CIs, zero marked (when the data has ratings)."""
+    table = analysis.ratings
+    if table.empty:
+        return None
+    rows = table[table["expert_level"] == ALL]
+    groups = list(dict.fromkeys(zip(rows["condition"], rows["unit"], strict=True)))
+    times = list(dict.fromkeys(rows["rating_time"]))
+    several = len({c for c, _ in groups}) > 1
+    figure, (axis,) = _new_figure(1.6 + 0.9 * len(groups) * max(1, len(times)) / 1.5, 3.6)
+    width = 0.8 / len(times)
+    for number, (time, alpha) in enumerate(zip(times, (1.0, 0.55), strict=False)):
+        picked = rows[rows["rating_time"] == time].set_index(["condition", "unit"])
+        picked = picked.reindex(groups).reset_index()
+        picked = picked.assign(mean_ci95_low=picked["ci95_low"], mean_ci95_high=picked["ci95_high"])
+        x = np.arange(len(groups)) + (number - (len(times) - 1) / 2) * width
+        _bars(axis, x, picked, "mean", capsize=3, width=width * 0.95, alpha=alpha,
+              label=time, color=[condition_color(c, [g[0] for g in groups]) for c, _ in groups],
+              edgecolor="black", linewidth=0.5)
+    labels = [f"{c}\n{u}" if several else u for c, u in groups]
+    axis.set_xticks(range(len(groups)), labels)
+    axis.axhline(0, color="black", linewidth=1, zorder=0)
+    axis.set_ylabel("rating (mean of participants' means)")
+    axis.spines[["top", "right"]].set_visible(False)
+    if len(times) > 1:
+        axis.legend(title="asked at", frameon=False, fontsize=8, title_fontsize=8)
+    counts = ", ".join(f"{t}: {int(rows[rows['rating_time'] == t]['n_participants'].max())}"
+                       for t in times)
+    caption = (f"Participants ({counts}); \"all\": each participant's ratings of every unit "
+               "averaged first. Error bars: 95 % CI (1.96 × SEM).")
+    return _save(figure, out_dir, "ratings", "Intuitiveness ratings", caption)
+
+
 FIGURES: tuple[Callable[[Analysis, Path], FigureFile | None], ...] = (
     figure_accuracy_by_condition,
     figure_accuracy_by_layer,
     figure_accuracy_by_expert_level,
     figure_rt_confidence,
+    figure_ratings,
 )
 """Every figure of the report, in its order; each returns None when its columns are absent."""

@@ -17,6 +17,8 @@ import pandas as pd
 from crowdkit.errors import ConfigError, CrowdkitError
 
 REQUIRED_COLUMNS = ("participant_id", "condition", "phase", "correct")
+# Phases whose trials have no right answer: their `correct` is empty (a rating, say).
+UNJUDGED_PHASES = frozenset({"rating"})
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
 
@@ -88,7 +90,7 @@ def normalize_trials(frame: pd.DataFrame, name: str = "trials") -> pd.DataFrame:
             raise ConfigError(f"{name}: column {column!r} is empty on {int(empty.sum())} rows")
         trials[column] = trials[column].astype(str).str.strip()
     trials["phase"] = trials["phase"].str.lower()
-    trials["correct"] = _as_bool(trials["correct"], "correct", name, missing_as=None)
+    trials["correct"] = _correct(trials, name)
     if "excluded" in trials.columns:
         trials["excluded"] = _as_bool(trials["excluded"], "excluded", name, missing_as=False)
     else:
@@ -99,13 +101,27 @@ def normalize_trials(frame: pd.DataFrame, name: str = "trials") -> pd.DataFrame:
     if "expert_level" in trials.columns:
         levels = trials["expert_level"].astype("object").where(trials["expert_level"].notna())
         trials["expert_level"] = levels.fillna("unknown").astype(str).str.strip().str.lower()
-    for column in ("rt_ms", "confidence"):
+    for column in ("rt_ms", "confidence", "rating", "repeat_of", "trial_index"):
         if column in trials.columns:
             try:
                 trials[column] = pd.to_numeric(trials[column])
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"{name}: column {column!r} holds non-numbers: {exc}") from exc
     return trials
+
+
+def _correct(trials: pd.DataFrame, name: str) -> pd.Series:
+    """`correct` as bools; empty (pd.NA, a nullable boolean column) on the rows of phases
+    without a right answer (UNJUDGED_PHASES), which must be empty or a bool."""
+    unjudged = trials["phase"].isin(UNJUDGED_PHASES)
+    if not unjudged.any():
+        return _as_bool(trials["correct"], "correct", name, missing_as=None)
+    values = trials["correct"].astype("object")
+    empty = unjudged & (values.isna() | (values.astype(str).str.strip() == ""))
+    out = pd.Series(pd.NA, index=trials.index, dtype="boolean")
+    if (~empty).any():
+        out[~empty] = _as_bool(values[~empty], "correct", name, missing_as=None).to_numpy()
+    return out
 
 
 def _as_bool(values: pd.Series, column: str, name: str, missing_as: bool | None) -> pd.Series:

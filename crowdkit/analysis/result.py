@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,14 @@ import numpy as np
 import pandas as pd
 
 from crowdkit.analysis.load import load_trials, parse_by, trials_file
+from crowdkit.analysis.ratings import (
+    RATING_COLUMNS,
+    RATING_COMPARISON_COLUMNS,
+    REPEAT_COLUMNS,
+    compare_rating_times,
+    rating_summary,
+    repeat_agreement,
+)
 from crowdkit.analysis.stats import (
     ALL,
     ParticipantCounts,
@@ -47,6 +55,12 @@ class Analysis:
     comparisons: pd.DataFrame
     by_layer: pd.DataFrame | None
     participant_accuracy: pd.DataFrame
+    # the lab design's statistics (crowdkit.analysis.ratings): empty without such trials
+    ratings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RATING_COLUMNS))
+    rating_comparisons: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=RATING_COMPARISON_COLUMNS))
+    repeated: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REPEAT_COLUMNS))
+
 
     def to_json(self, report: Path | None = None) -> dict[str, Any]:
         """A JSON-ready dict: NaN becomes null and numpy numbers become plain numbers."""
@@ -59,6 +73,9 @@ class Analysis:
             "catch": records(self.catch),
             "rt_confidence": records(self.rt_confidence),
             "comparisons": records(self.comparisons),
+            "ratings": records(self.ratings),
+            "rating_comparisons": records(self.rating_comparisons),
+            "repeated": records(self.repeated),
             "report": str(report) if report else None,
         }
 
@@ -76,9 +93,12 @@ def analyze(trials: pd.DataFrame, by: Iterable[str] | None = (), source: str = "
         summary=summary,
         catch=catch_accuracy(trials),
         rt_confidence=rt_and_confidence(trials),
-        comparisons=compare_conditions(trials),
+        comparisons=compare_conditions(trials, by),
         by_layer=accuracy_table(main, ["condition", "layer"]) if "layer" in main else None,
         participant_accuracy=sort_rows(participant_accuracy(main, ["condition"]), ["condition"]),
+        ratings=rating_summary(trials),
+        rating_comparisons=compare_rating_times(trials),
+        repeated=repeat_agreement(trials),
     )
 
 

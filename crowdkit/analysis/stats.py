@@ -30,10 +30,12 @@ Z95 = 1.96
 EXPERT_LEVELS = ("expert", "lay", "unknown")
 OUTCOMES = ("all", "correct", "incorrect")
 ACCURACY_COLUMNS = ["n_participants", "n_trials", "accuracy", "ci95_low", "ci95_high"]
+# What conditions are compared on, and each participant's statistic of it on main trials.
+MEASURES = {"accuracy": "mean", "rt_ms": "median", "confidence": "mean"}
 COMPARISON_COLUMNS = [
-    "condition_a", "condition_b", "design", "n_a", "n_b", "accuracy_a", "accuracy_b",
-    "difference", "t_test", "t", "df", "p_t", "rank_test", "rank_statistic", "p_rank",
-    "effect_size_kind", "effect_size",
+    "measure", "condition_a", "condition_b", "design", "n_a", "n_b", "mean_a", "mean_b",
+    "accuracy_a", "accuracy_b", "difference", "t_test", "t", "df", "p_t", "rank_test",
+    "rank_statistic", "p_rank", "effect_size_kind", "effect_size",
 ]
 
 
@@ -224,23 +226,56 @@ def infer_design(trials: pd.DataFrame) -> str:
     return "within" if (per_participant > 1).all() else "mixed"
 
 
-def compare_conditions(trials: pd.DataFrame) -> pd.DataFrame:
-    """Every pair of conditions compared on per-participant main-trial accuracy.
+def compare_conditions(trials: pd.DataFrame, by: Iterable[str] | None = ()) -> pd.DataFrame:
+    """Every pair of conditions compared on each measure of main trials: accuracy (each
+    participant's proportion correct), reaction time (each participant's median `rt_ms`) and
+    confidence (each participant's mean), the last two where the data has them.
 
     When at least two participants did both conditions of a pair the comparison is paired
     (paired t-test, Wilcoxon signed-rank, Cohen's d_z = mean difference / SD of differences)
     over those participants. Otherwise it is unpaired (Welch's t-test, Mann-Whitney U,
     Cohen's d with the pooled SD). p-values are two-sided and not corrected for the number
-    of pairs.
+    of pairs. With `by` columns, the pairs are compared again within each combination of
+    their values (rows whose `by` columns are "all" are the unsplit comparisons).
     """
-    accuracy = participant_accuracy(main_trials(trials), ["condition"])
-    wide = accuracy.pivot(index="participant_id", columns="condition", values="accuracy")
-    conditions = sources.order(list(accuracy["condition"].unique()))
-    rows = [
-        _compare_pair(wide, first, second)
-        for first, second in itertools.combinations(conditions, 2)
-    ]
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    by = parse_by(by)
+    _check_columns(trials, by, "--by")
+    main = main_trials(trials)
+    rows = []
+    for measure in measures(main):
+        for split in ([], by) if by else ([],):
+            values = participant_measure(main, measure, ["condition", *split])
+            for key, group in _groups(values, split):
+                wide = group.pivot(index="participant_id", columns="condition",
+                                   values="value")
+                conditions = sources.order(list(group["condition"].unique()))
+                for first, second in itertools.combinations(conditions, 2):
+                    pair = _compare_pair(wide, first, second)
+                    if measure != "accuracy":
+                        pair.update(accuracy_a=math.nan, accuracy_b=math.nan)
+                    rows.append({"measure": measure, **dict.fromkeys(by, ALL),
+                                 **dict(zip(split, key, strict=True)), **pair})
+    columns = [*COMPARISON_COLUMNS[:3], *by, *COMPARISON_COLUMNS[3:]]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def measures(main: pd.DataFrame) -> list[str]:
+    """The measures a table of main trials has values of (accuracy whenever it has rows)."""
+    if main.empty:
+        return []
+    return ["accuracy", *(m for m in MEASURES
+                          if m != "accuracy" and m in main.columns and main[m].notna().any())]
+
+
+def participant_measure(main: pd.DataFrame, measure: str, groups: Sequence[str]
+                        ) -> pd.DataFrame:
+    """Each participant's statistic of `measure` (MEASURES) per group, as column `value`."""
+    column = "correct" if measure == "accuracy" else measure
+    rows = main[main[column].notna()]
+    if measure == "accuracy":
+        rows = rows.assign(correct=rows["correct"].astype(float))
+    table = rows.groupby([*groups, "participant_id"], dropna=False, sort=False)[column]
+    return table.agg(MEASURES[measure]).rename("value").reset_index()
 
 
 def _compare_pair(wide: pd.DataFrame, first: str, second: str) -> dict[str, Any]:
@@ -269,6 +304,8 @@ def _paired(first: str, second: str, a: np.ndarray, b: np.ndarray) -> dict[str, 
         "design": "within",
         "n_a": len(a),
         "n_b": len(b),
+        "mean_a": float(a.mean()),
+        "mean_b": float(b.mean()),
         "accuracy_a": float(a.mean()),
         "accuracy_b": float(b.mean()),
         "difference": float(differences.mean()),
@@ -291,6 +328,8 @@ def _unpaired(first: str, second: str, a: np.ndarray, b: np.ndarray) -> dict[str
         "design": "between",
         "n_a": len(a),
         "n_b": len(b),
+        "mean_a": float(a.mean()) if len(a) else math.nan,
+        "mean_b": float(b.mean()) if len(b) else math.nan,
         "accuracy_a": float(a.mean()) if len(a) else math.nan,
         "accuracy_b": float(b.mean()) if len(b) else math.nan,
         "difference": float(a.mean() - b.mean()) if len(a) and len(b) else math.nan,
@@ -387,7 +426,7 @@ def _check_columns(trials: pd.DataFrame, columns: Sequence[str], option: str) ->
 
 
 def _check_has_main_trials(trials: pd.DataFrame, main: pd.DataFrame) -> None:
-    if not main.empty:
+    if not main.empty or (trials["phase"] == "rating").any():
         return
     counts = participant_counts(trials)
     if counts["included"] == 0 and counts["excluded"]:

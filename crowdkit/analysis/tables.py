@@ -8,6 +8,7 @@ markup for the CLI to print, and report.py into HTML. Nothing here prints.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     from rich.console import Group
     from rich.table import Table
 
-LABEL_COLUMNS = frozenset({"condition", "expert_level", "outcome", "versus", "tests"})
+LABEL_COLUMNS = frozenset({"condition", "expert_level", "outcome", "versus", "tests",
+                           "measure", "rating_time", "unit"})
 """Columns that name a row rather than hold a number: left-aligned everywhere."""
 
 
@@ -122,8 +124,16 @@ def text_tables(analysis: Analysis) -> list[tuple[str, pd.DataFrame]]:
             "Reaction time (median per participant) and confidence, main trials",
             _format_rt_confidence(analysis.rt_confidence),
         ),
-        (comparison_title(analysis.comparisons), _format_comparisons(analysis.comparisons)),
+        (comparison_title(analysis.comparisons),
+         _format_comparisons(analysis.comparisons, analysis.by)),
+        ("Ratings (mean of participants' mean rating, 95 % CI)",
+         _format_ratings(analysis.ratings)),
+        ("Ratings at the end against the start (paired t-test and Wilcoxon signed-rank; "
+         "effect size Cohen's d_z)", _format_rating_comparisons(analysis.rating_comparisons)),
+        ("Repeated trials: agreement with the first answer (mean of participants' "
+         "proportion, 95 % CI)", _format_repeated(analysis.repeated)),
     ]
+
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -179,24 +189,34 @@ def comparison_title(table: pd.DataFrame) -> str:
     """Name the tests in the title when every pair used the same kind, else per row."""
     designs = set(table["design"])
     if designs == {"within"}:
-        return "Paired comparisons (t-test and Wilcoxon signed-rank; effect size Cohen's d_z)"
+        return ("Paired comparisons of accuracy, reaction time (ms, participants' medians) and "
+                "confidence (t-test and Wilcoxon signed-rank; effect size Cohen's d_z)")
     if designs == {"between"}:
-        return "Unpaired comparisons (Welch's t-test and Mann-Whitney U; effect size Cohen's d)"
+        return ("Unpaired comparisons of accuracy, reaction time (ms, participants' medians) "
+                "and confidence (Welch's t-test and Mann-Whitney U; effect size Cohen's d)")
     return "Comparisons (paired where participants did both conditions, otherwise unpaired)"
 
 
-def _format_comparisons(table: pd.DataFrame) -> pd.DataFrame:
+DIGITS = {"accuracy": 3, "rt_ms": 0, "confidence": 2}  # how each measure is written
+
+
+def _format_comparisons(table: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     mixed = len(set(table["design"])) > 1
     rows = []
     for _, row in table.iterrows():
         paired = row["design"] == "within"
-        formatted = {"versus": f"{row['condition_a']} − {row['condition_b']}"}
+        measure = str(row.get("measure", "accuracy"))
+        digits = DIGITS.get(measure, 3)
+        formatted = {"measure": measure,
+                     "versus": f"{row['condition_a']} − {row['condition_b']}",
+                     **{column: str(row[column]) for column in by if column in row}}
         if mixed:
             formatted["tests"] = f"{row['t_test']} t, {row['rank_test']}"
         formatted.update(
             {
                 "n": str(row["n_a"]) if paired else f"{row['n_a']} vs {row['n_b']}",
-                "difference": _number(row["difference"]),
+                "means": f"{_number(row['mean_a'], digits)} vs {_number(row['mean_b'], digits)}",
+                "difference": _number(row["difference"], digits),
                 "t (df)": f"{_number(row['t'], 2)} ({_number(row['df'], 0 if paired else 1)})",
                 "p t": _p_value(row["p_t"]),
                 "p rank": _p_value(row["p_rank"]),
@@ -208,6 +228,54 @@ def _format_comparisons(table: pd.DataFrame) -> pd.DataFrame:
         else:
             formatted["d_z" if paired else "d"] = effect
         rows.append(formatted)
+    return pd.DataFrame(rows)
+
+
+def _format_ratings(table: pd.DataFrame) -> pd.DataFrame:
+    rows = [
+        {
+            "rating_time": str(row["rating_time"]),
+            "condition": str(row["condition"]),
+            "unit": str(row["unit"]),
+            "expert_level": str(row["expert_level"]),
+            "participants": int(row["n_participants"]),
+            "mean": _number(row["mean"], 1),
+            "95 % CI": _interval(row["ci95_low"], row["ci95_high"], 1),
+        }
+        for _, row in table.iterrows()
+    ]
+    return pd.DataFrame(rows)
+
+
+def _format_rating_comparisons(table: pd.DataFrame) -> pd.DataFrame:
+    rows = [
+        {
+            "condition": str(row["condition"]),
+            "unit": str(row["unit"]),
+            "n": str(row["n"]),
+            "start vs end": f"{_number(row['mean_start'], 1)} vs {_number(row['mean_end'], 1)}",
+            "difference": _number(row["difference"], 1),
+            "t (df)": f"{_number(row['t'], 2)} ({_number(row['df'], 0)})",
+            "p t": _p_value(row["p_t"]),
+            "p rank": _p_value(row["p_rank"]),
+            "d_z": _number(row["effect_size"], 2),
+        }
+        for _, row in table.iterrows()
+    ]
+    return pd.DataFrame(rows)
+
+
+def _format_repeated(table: pd.DataFrame) -> pd.DataFrame:
+    rows = [
+        {
+            "condition": str(row["condition"]),
+            "participants": int(row["n_participants"]),
+            "repeats": int(row["n_trials"]),
+            "agreement": _number(row["agreement"]),
+            "95 % CI": _interval(row["ci95_low"], row["ci95_high"]),
+        }
+        for _, row in table.iterrows()
+    ]
     return pd.DataFrame(rows)
 
 

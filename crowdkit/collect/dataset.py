@@ -39,7 +39,8 @@ PSEUDONYM_HEX_DIGITS = 16
 KEY_COLUMNS = {
     "study": "string", "target": "string", "participant_id": "string",
     "assignment_id": "string", "hit_id": "string", "task_id": "string",
-    "trial_index": "int64", "phase": "string", "condition": "string",
+    "trial_index": "int64", "block": "int64", "repeat_of": "int64", "phase": "string",
+    "condition": "string",
     "reference_mode": "string", "n_references": "int64", "layer": "string",
     "channel": "int64", "unit": "string", "batch": "int64", "unit_selection": "string",
     "max_position": "string", "response": "string", "correct": "bool",
@@ -115,7 +116,8 @@ def tidy_rows(study: str, record: AssignmentRecord) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "study": study, "target": record.target, "participant_id": record.participant_id,
             "assignment_id": record.assignment_id, "hit_id": record.hit_id,
-            "task_id": record.task_id, "trial_index": trial.trial_index, "phase": trial.phase,
+            "task_id": record.task_id, "trial_index": trial.trial_index, "block": trial.block,
+            "repeat_of": trial.repeat_of, "phase": trial.phase,
             "condition": trial.condition, "layer": trial.layer, "channel": trial.channel,
             "unit": trial.unit_id, "batch": trial.batch,
             "unit_selection": trial.unit_selection,
