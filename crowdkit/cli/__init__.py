@@ -102,7 +102,8 @@ def _platform(study: Study, target: str | None) -> Platform:
 def init(
     directory: StudyDir,
     example: Annotated[
-        str, typer.Option(help="The example to start from: quickstart or iclr2021-exp1.")
+        str, typer.Option(help="The example to start from: quickstart, iclr2021-exp1 (MTurk, "
+                               "between participants) or iclr2021-exp1-lab (the lab design).")
     ] = "quickstart",
 ) -> None:
     """Create a study directory with a commented study.toml from an example."""
