@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,8 +19,10 @@ ICLR_EXPECTED_TOTAL = Decimal("168.00")
 def test_iclr2021_example_dry_run_prints_its_expected_cost_and_fits_mturk(tmp_path: Path):
     root = tmp_path / "exp1"
     init_study(root, "iclr2021-exp1")
-    # 45 units as the paper drew them (9 layers x 4 branches + 9 picked); 2 batches suffice
-    make_manifest(root / "stimuli", n_units=45, n_batches=2, n_layers=9)
+    # the paper's 68 units (45 main, 20 practice and catch, 3 rated); 2 batches suffice
+    with (Path(__file__).parent / "data" / "iclr2021_experiment_I_units.csv").open() as f:
+        ids = [row["unit"] for row in csv.DictReader(f)]
+    make_manifest(root / "stimuli", n_batches=2, unit_ids=ids)
     study = load_study(root)
     lines: list[str] = []
     result = publish(study, MTurk(study.config, "sandbox"), dry_run=True, on_plan=lines.extend)
