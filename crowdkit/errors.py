@@ -32,6 +32,13 @@ class LedgerBusy(CrowdkitError):
     exit_code = 3
 
 
+class Incomplete(CrowdkitError):
+    """Some calls still failed after their retries: what was done is recorded, and running
+    the command again does the rest. Exits non-zero so a script knows."""
+
+    exit_code = 4
+
+
 class NotConfirmed(CrowdkitError):
     """The user answered no (or nothing) to a confirmation: nothing was done."""
 

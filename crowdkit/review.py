@@ -15,6 +15,9 @@ Policies (docs/quality.md):
 Bonuses (bonus_rule): none, all (every approved assignment) or passing (approved and not
 excluded), of [review] bonus each.
 
+Blocks ([review] block_fraud): the worker of an answer rejected as tampered is blocked
+(crowdkit.blocks), once, and never again after the researcher unblocked them.
+
 Every call is written to the ledger before ('intent') and after ('done' or 'failed'), and
 bonuses carry a UniqueRequestToken derived from the study and assignment, so a re-run,
 even after a crash mid-way, never approves, rejects or pays twice. MTurk forgets a token
@@ -25,10 +28,12 @@ after ListBonusPayments shows no payment for its assignment.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from crowdkit.blocks import is_blocked, set_block
 from crowdkit.collect import auto_approval_warnings, build_dataset
 from crowdkit.errors import CrowdkitError
 from crowdkit.ledger import Ledger
@@ -57,6 +62,8 @@ class ReviewAction:
     review_done: bool = False  # recorded as done, or already final in MTurk
     bonus_done: bool = False
     bonus_tried: bool = False  # an earlier run started this bonus but never saw it done
+    block: bool = False  # block the worker: a tampered answer, and [review] block_fraud
+    block_done: bool = False
 
 
 @dataclass
@@ -66,7 +73,7 @@ class ReviewPlan:
 
     def to_do(self) -> list[ReviewAction]:
         return [a for a in self.actions if (a.decision != "pending" and not a.review_done)
-                or (a.bonus is not None and not a.bonus_done)]
+                or (a.bonus is not None and not a.bonus_done) or (a.block and not a.block_done)]
 
     def describe(self) -> str:
         """The plan in a few lines: what gets approved, rejected, left, and paid."""
@@ -83,6 +90,10 @@ class ReviewPlan:
         lines += [f"  reject {a.assignment_id} ({a.participant_id}): {a.why}" for a in reject]
         lines += [f"  pending {a.assignment_id} ({a.participant_id}): {a.why}"
                   for a in pending]
+        blocks = sorted({a.participant_id for a in self.actions if a.block and not a.block_done})
+        if blocks:
+            lines.append(f"block {plural(len(blocks), 'worker')} whose answers were tampered "
+                         f"with ([review] block_fraud): {', '.join(blocks)}")
         return "\n".join(lines)
 
 
@@ -119,8 +130,9 @@ def plan_review(study: Study, ledger: Ledger, target: str | None = None) -> Revi
     if config.bonus_rule != "none" and config.bonus <= 0:
         raise CrowdkitError(f"{study.toml_path}: [review] bonus_rule is {config.bonus_rule!r} "
                             "but [review] bonus is 0; set an amount such as \"0.50\"")
-    dataset = build_dataset(study, ledger)
+    dataset = build_dataset(study, ledger, target=target)
     reviews = ledger.reviews()
+    blocks = ledger.blocks(target)
     paid = {b["assignment_id"]: b for b in ledger.bonuses()}
     actions = []
     for record in dataset.records:
@@ -150,8 +162,22 @@ def plan_review(study: Study, ledger: Ledger, target: str | None = None) -> Revi
             prior = paid.get(record.assignment_id)
             action.bonus_done = prior is not None and prior["status"] == "done"
             action.bonus_tried = prior is not None and not action.bonus_done
+        _plan_block(action, record, config.block_fraud, blocks.get(record.worker_id))
         actions.append(action)
-    return ReviewPlan(actions, auto_approval_warnings(ledger))
+    return ReviewPlan(actions, auto_approval_warnings(ledger, target=target))
+
+
+def _plan_block(action: ReviewAction, record: AssignmentRecord, block_fraud: bool,
+                row: sqlite3.Row | None) -> None:
+    """Block the worker of a tampered answer that is rejected, when the policy says so;
+    never again one the researcher unblocked (their row says blocked 0, done)."""
+    problem = record.parsed.problem
+    fraud = problem is not None and problem.kind.tampering and action.decision == "reject"
+    if not (block_fraud and fraud):
+        return
+    unblocked = row is not None and not row["blocked"] and row["status"] == "done"
+    action.block = not unblocked
+    action.block_done = is_blocked(row)
 
 
 @dataclass
@@ -160,11 +186,14 @@ class ReviewResult:
     rejected: int = 0
     bonuses: int = 0
     paid: Decimal = Decimal("0")
+    blocked: int = 0
     failures: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (f"approved {self.approved}, rejected {self.rejected}, sent "
                 f"{plural(self.bonuses, 'bonus', 'bonuses')} (${money_str(self.paid)})")
+        if self.blocked:
+            text += f", blocked {plural(self.blocked, 'worker')}"
         if self.failures:
             text += (f"; {plural(len(self.failures), 'call')} failed (run review again to "
                      "retry)")
@@ -172,18 +201,40 @@ class ReviewResult:
 
 
 def execute_review(plan: ReviewPlan, ledger: Ledger, platform: Platform, bonus_reason: str,
-                   progress: Progress = silent) -> ReviewResult:
+                   progress: Progress = silent,
+                   block_reason: str = "Submitted answers edited outside the task page."
+                   ) -> ReviewResult:
     """Carry out the plan on the platform, recording each call before and after it."""
     result = ReviewResult()
     todo = [a for a in plan.to_do() if a.target == platform.target]
+    blocked: dict[str, bool] = {}  # worker -> blocked, for the workers tried in this run
     with progress("reviewing", total=len(todo)) as advance:
         for action in todo:
             if action.decision in ("approve", "reject") and not action.review_done:
                 _review_one(ledger, platform, action, result)
             if action.bonus is not None and not action.bonus_done and action.review_done:
                 _bonus_one(ledger, platform, action, bonus_reason, result)
+            if action.block and not action.block_done and action.review_done:
+                _block_one(ledger, platform, action, block_reason, result, blocked)
             advance(1)
     return result
+
+
+def _block_one(ledger: Ledger, platform: Platform, action: ReviewAction, reason: str,
+               result: ReviewResult, blocked: dict[str, bool]) -> None:
+    """Block a fraud's worker once, however many of their answers were tampered with (a
+    block that failed is tried again by the next review, not by the next answer)."""
+    if action.worker_id in blocked:
+        action.block_done = blocked[action.worker_id]
+        return
+    error = set_block(ledger, platform, action.worker_id, blocked=True, reason=reason,
+                      assignment_id=action.assignment_id)
+    blocked[action.worker_id] = error is None
+    if error:
+        result.failures.append(error)
+        return
+    action.block_done = True
+    result.blocked += 1
 
 
 def _review_one(ledger: Ledger, platform: Platform, action: ReviewAction,
@@ -257,4 +308,4 @@ def review(study: Study, platform: Platform, *, dry_run: bool = False,
         if dry_run or not plan.to_do() or not confirm(plan):
             return None
         return execute_review(plan, ledger, platform, study.config.review.bonus_reason,
-                              progress)
+                              progress, block_reason=study.config.review.block_reason)

@@ -1,4 +1,5 @@
-"""`crowdkit status` and `crowdkit expire`: what this study's HITs are doing, and ending them.
+"""`crowdkit status`, `expire` and `extend`: what this study's HITs are doing, ending them, and
+keeping them open longer.
 
 Both work only on the HITs the ledger recorded for this study and target, never on other
 HITs in the account. Status reads the ledger without taking the write lock, so it can run
@@ -12,15 +13,15 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from crowdkit.errors import CrowdkitError
 from crowdkit.ledger import Ledger
-from crowdkit.platforms.base import NotFound, Platform
+from crowdkit.platforms.base import NotFound, Platform, PlatformError
 from crowdkit.study import Study
-from crowdkit.units import format_duration, money_str
+from crowdkit.units import format_duration, money_str, plural
 
 if TYPE_CHECKING:  # rich is imported when a table is drawn
     from rich.table import Table
@@ -207,3 +208,98 @@ def expire(study: Study, platform: Platform, *, yes: bool = False,
             ledger.set_hit_status(row["hit_id"], "expired",
                                   expiration=datetime.now(UTC).isoformat())
     return len(hits)
+
+
+# ----------------------------------------------------------------------------------------
+# Extend
+# ----------------------------------------------------------------------------------------
+
+MAX_AHEAD_S = 365 * 86400  # MTurk: a HIT expires within a year from now
+
+
+@dataclass
+class ExtendResult:
+    target: str
+    extended: int = 0
+    until: str | None = None  # the latest new expiration
+    resumed: bool = False  # finished what an interrupted run started, and nothing more
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.resumed:
+            text = (f"{self.target}: finished an interrupted extension of "
+                    f"{plural(self.extended, 'HIT')}; run extend again to extend further")
+        else:
+            text = f"{self.target}: extended {plural(self.extended, 'HIT')}"
+            text += f" to {self.until}" if self.until else ""
+        if self.failures:
+            text += f"; {plural(len(self.failures), 'call')} failed (run extend again to retry)"
+        return text
+
+
+def extend(study: Study, platform: Platform, *, by_s: int, yes: bool = False,
+           confirm: Callable[[str], bool] | None = None, now: datetime | None = None
+           ) -> ExtendResult:
+    """Keep this study's HITs open `by_s` seconds longer (UpdateExpirationForHIT).
+
+    Each HIT's new expiration is its expiration plus `by_s`, or now plus `by_s` for one that
+    has lapsed; HITs ended with `crowdkit expire` stay ended. The new times are recorded
+    before any call, so a run killed half-way is finished by the next one (which then
+    extends nothing more), never extended twice.
+    """
+    now = now or datetime.now(UTC)
+    result = ExtendResult(target=platform.target)
+    with Ledger.open(study.db_path, write=True, command="crowdkit extend") as ledger:
+        pending = [r for r in ledger.pending_extensions() if r["target"] == platform.target]
+        if pending:
+            result.resumed = True
+            _run_extensions(ledger, platform, [(r["hit_id"], r["expire_at"]) for r in pending],
+                            result)
+            return result
+        rows = [r for r in ledger.hits(platform.target) if r["hit_id"] and
+                r["status"] == "created"]
+        if not rows:
+            raise CrowdkitError(f"{platform.target}: no open HITs of this study to extend")
+        plan = [(r["hit_id"], _new_expiration(r["expiration"], now, by_s)) for r in rows]
+        latest = max(when for _, when in plan)
+        if latest > now + timedelta(seconds=MAX_AHEAD_S):
+            raise CrowdkitError(
+                f"--by {format_duration(by_s)} would keep HITs open until "
+                f"{latest.isoformat(timespec='minutes')}; MTurk takes at most a year from now")
+        question = (f"Keep {plural(len(plan), 'HIT')} of study {study.name} on "
+                    f"{platform.target} open {format_duration(by_s)} longer?")
+        if not yes and (confirm is None or not confirm(question)):
+            raise CrowdkitError("not confirmed; no HIT was extended (pass --yes to skip the "
+                                "question)")
+        stamps = [(hit_id, when.isoformat()) for hit_id, when in plan]
+        with ledger.transaction():
+            for hit_id, stamp in stamps:
+                ledger.record_extension(hit_id, stamp, "intent")
+        _run_extensions(ledger, platform, stamps, result)
+        result.until = latest.isoformat(timespec="minutes")
+    return result
+
+
+def _new_expiration(stored: str | None, now: datetime, by_s: int) -> datetime:
+    try:
+        current = datetime.fromisoformat(stored) if stored else None
+    except ValueError:
+        current = None
+    if current is not None and current.tzinfo is None:
+        current = current.replace(tzinfo=UTC)
+    start = current if current is not None and current > now else now
+    return start + timedelta(seconds=by_s)
+
+
+def _run_extensions(ledger: Ledger, platform: Platform, stamps: list[tuple[str, str]],
+                    result: ExtendResult) -> None:
+    """Make each recorded extension (setting a time is the same however often it is done)."""
+    for hit_id, stamp in stamps:
+        try:
+            platform.extend_posting(hit_id, datetime.fromisoformat(stamp))
+        except PlatformError as exc:
+            ledger.record_extension(hit_id, stamp, "failed", str(exc))
+            result.failures.append(f"{hit_id}: {exc}")
+            continue
+        ledger.record_extension(hit_id, stamp, "done")
+        result.extended += 1

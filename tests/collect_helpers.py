@@ -212,3 +212,21 @@ class FakeMTurk:
         workers = self.qualified.get(kwargs["QualificationTypeId"], [])
         return {"Qualifications": [{"WorkerId": w, "QualificationTypeId":
                                     kwargs["QualificationTypeId"]} for w in workers]}
+
+
+class BlockingFakeMTurk(FakeMTurk):
+    """FakeMTurk with MTurk's worker blocks (CreateWorkerBlock, DeleteWorkerBlock)."""
+
+    def __init__(self, page_size: int = 2) -> None:
+        super().__init__(page_size)
+        self.blocked: dict[str, str] = {}  # worker id -> reason
+
+    def create_worker_block(self, **kwargs: Any) -> dict[str, Any]:
+        self._call("create_worker_block", kwargs)
+        self.blocked[kwargs["WorkerId"]] = kwargs["Reason"]
+        return {}
+
+    def delete_worker_block(self, **kwargs: Any) -> dict[str, Any]:
+        self._call("delete_worker_block", kwargs)
+        self.blocked.pop(kwargs["WorkerId"], None)
+        return {}

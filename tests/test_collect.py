@@ -52,6 +52,11 @@ def turk(study: Study) -> FakeMTurk:
     return fake
 
 
+def local_data(study: Study) -> Path:
+    """Where collect writes the local target's data."""
+    return study.target_data_dir("local")
+
+
 def run(study: Study, fake: FakeMTurk, **kwargs):
     return collect(study, mturk(study, fake), **kwargs)
 
@@ -91,7 +96,7 @@ def test_invalid_answers_are_kept_and_marked_with_a_reason(study: Study,
     assert bad["parse_status"] == "invalid"
     assert bad["parse_error"].startswith("invalid JSON")
     assert rows["AGOOD2"]["parse_status"] == "ok" and rows["AGOOD2"]["parse_error"] is None
-    participants = pd.read_csv(study.data_dir / "participants.csv", keep_default_na=False)
+    participants = pd.read_csv(local_data(study) / "participants.csv", keep_default_na=False)
     row = participants[participants.assignment_id == bad["assignment_id"]].iloc[0]
     assert row.valid == False  # noqa: E712 (a numpy bool)
     assert row.excluded == True  # noqa: E712
@@ -101,13 +106,13 @@ def test_invalid_answers_are_kept_and_marked_with_a_reason(study: Study,
 
 def test_rerunning_collect_changes_nothing(study: Study, turk: FakeMTurk) -> None:
     run(study, turk)
-    files = {p.name: p.read_bytes() for p in study.data_dir.iterdir()}
+    files = {p.name: p.read_bytes() for p in local_data(study).iterdir()}
     before = ledger_snapshot(study)
     second = run(study, turk)
     assert second.fetch.new == second.fetch.changed == 0
     assert second.written == [] and second.parse_updates == 0
     assert ledger_snapshot(study) == before
-    assert {p.name: p.read_bytes() for p in study.data_dir.iterdir()} == files
+    assert {p.name: p.read_bytes() for p in local_data(study).iterdir()} == files
 
 
 def test_a_status_change_is_picked_up_and_settled_hits_are_not_listed_again(
@@ -130,7 +135,7 @@ def test_a_status_change_is_picked_up_and_settled_hits_are_not_listed_again(
 def test_tidy_trials_have_the_design_columns_and_correctness_from_the_key(
         study: Study, turk: FakeMTurk) -> None:
     run(study, turk)
-    trials = pd.read_parquet(study.data_dir / "trials.parquet")
+    trials = pd.read_parquet(local_data(study) / "trials.parquet")
     assert list(trials.columns) == TRIAL_COLUMNS
     assert trials["correct"].dtype == bool and trials["excluded"].dtype == bool
     keys = task_keys(study)
@@ -153,8 +158,8 @@ def test_tidy_file_round_trips(study: Study, turk: FakeMTurk) -> None:
     result = run(study, turk)
     assert sorted(p.name for p in result.written) == ["participants.csv", "trials.csv",
                                                       "trials.parquet"]
-    from_parquet = pd.read_parquet(study.data_dir / "trials.parquet")
-    from_csv = analysis.load_trials(study.data_dir / "trials.csv")
+    from_parquet = pd.read_parquet(local_data(study) / "trials.parquet")
+    from_csv = analysis.load_trials(local_data(study) / "trials.csv")
     assert len(from_csv) == len(from_parquet)
     for column in TRIAL_COLUMNS:
         # an empty cell (repeat_of of a trial that repeats nothing) is "" on both sides
@@ -169,7 +174,7 @@ def test_tidy_file_round_trips(study: Study, turk: FakeMTurk) -> None:
     # the analysis finds in either file what collect stored: four participants with trials
     # (the invalid answer has none), the careless one excluded for its two failed rules,
     # and the good answers all right
-    for source in (study.data_dir / "trials.csv", study.data_dir / "trials.parquet"):
+    for source in (local_data(study) / "trials.csv", local_data(study) / "trials.parquet"):
         analysed = analysis.analyze(analysis.load_trials(source))
         assert analysed.design == "between", source
         counts = analysed.participants
@@ -183,8 +188,8 @@ def test_tidy_file_round_trips(study: Study, turk: FakeMTurk) -> None:
 def test_the_csv_and_the_parquet_file_give_the_same_analysis(study: Study,
                                                              turk: FakeMTurk) -> None:
     run(study, turk)
-    from_csv = analysis.analyze(analysis.load_trials(study.data_dir / "trials.csv"))
-    from_parquet = analysis.analyze(analysis.load_trials(study.data_dir / "trials.parquet"))
+    from_csv = analysis.analyze(analysis.load_trials(local_data(study) / "trials.csv"))
+    from_parquet = analysis.analyze(analysis.load_trials(local_data(study) / "trials.parquet"))
     assert from_csv.to_json() == from_parquet.to_json()
 
 
@@ -203,13 +208,13 @@ def test_a_workers_first_assignment_is_analysed_and_only_the_later_one_left_out(
 
 def test_exports_carry_pseudonyms_and_never_worker_ids(study: Study, turk: FakeMTurk) -> None:
     run(study, turk)
-    text = "".join(p.read_text(errors="replace") for p in study.data_dir.glob("*.csv"))
-    text += (study.data_dir / "trials.parquet").read_bytes().decode("latin-1")
+    text = "".join(p.read_text(errors="replace") for p in local_data(study).glob("*.csv"))
+    text += (local_data(study) / "trials.parquet").read_bytes().decode("latin-1")
     for worker in ("AGOOD1", "AGOOD2", "AGOOD3", "ACARELESS", "ATAMPER"):
         assert worker not in text
     with Ledger.open(study.db_path) as ledger:
         key = ledger.pseudonym_key()
-    participants = pd.read_csv(study.data_dir / "participants.csv")
+    participants = pd.read_csv(local_data(study) / "participants.csv")
     assert pseudonym(key, "AGOOD1") in set(participants.participant_id)
     # One worker, two assignments: the same pseudonym, and only the first counts.
     first = participants[participants.participant_id == pseudonym(key, "AGOOD1")]
@@ -237,7 +242,7 @@ def test_a_failed_grant_is_reported_and_retried(study: Study, turk: FakeMTurk) -
     turk.fail.add("associate_qualification_with_worker")
     first = run(study, turk)
     assert first.granted == 4 and len(first.fetch.errors) == 1
-    assert (study.data_dir / "trials.parquet").is_file()  # the failure stopped nothing
+    assert (local_data(study) / "trials.parquet").is_file()  # the failure stopped nothing
     second = run(study, turk)
     assert second.granted == 1 and second.fetch.errors == []
     assert len(set(turk.grants)) == 5

@@ -124,8 +124,8 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path,
         assert len(hits) == result.hits == study.config.design.tasks
         assert all(h["status"] == "created" for h in hits)
         assert len(ledger.assignments()) == 8
-    trials = pd.read_parquet(directory / "data/trials.parquet")
-    participants = pd.read_csv(directory / "data/participants.csv")
+    trials = pd.read_parquet(directory / "data/local/trials.parquet")
+    participants = pd.read_csv(directory / "data/local/participants.csv")
     assert len(participants) == 8 and trials["participant_id"].nunique() == 8
     assert set(trials["phase"]) == {"practice", "main", "catch"}
     assert "8 simulated participants submitted (7 careful, 1 same-side)" in text

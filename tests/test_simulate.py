@@ -77,7 +77,7 @@ def test_simulated_crowd_collected_judged_and_reviewed(world) -> None:
 
     # Accuracy per condition is what was put in: careful workers always right on natural
     # trials and always wrong on synthetic ones; catch trials always right.
-    trials = pd.read_parquet(study.data_dir / "trials.parquet")
+    trials = pd.read_parquet(study.target_data_dir("local") / "trials.parquet")
     careful = trials[trials.assignment_id.isin(
         [a for a, k in kinds.items() if k == "careful"])]
     main = careful[careful.phase == "main"]
@@ -153,7 +153,7 @@ def test_the_commands_run_the_whole_loop(world) -> None:
     out = runner.invoke(app, ["collect", str(study.root)])
     assert out.exit_code == 0, out.output
     assert "5 assignments (5 new" in out.output and "1 invalid" in out.output
-    assert (study.data_dir / "participants.csv").is_file()
+    assert (study.target_data_dir("local") / "participants.csv").is_file()
     out = runner.invoke(app, ["review", str(study.root), "--dry-run"])
     assert out.exit_code == 0 and "approve 4, reject 1" in out.output, out.output
     out = runner.invoke(app, ["review", str(study.root), "--yes"])

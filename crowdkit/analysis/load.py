@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crowdkit.analysis.targets import study_target, study_trials_file
 from crowdkit.errors import ConfigError, CrowdkitError
 
 REQUIRED_COLUMNS = ("participant_id", "condition", "phase", "correct")
@@ -23,22 +24,17 @@ TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
 
 
-def trials_file(source: Path | str) -> Path:
-    """The trials file behind `source`: the file itself, or a study's data/trials.parquet.
+def trials_file(source: Path | str, target: str | None = None) -> Path:
+    """The trials file behind `source`: the file itself, or a study's
+    data/<target>/trials.parquet (target: the study's [mturk] target unless given).
 
-    A study directory falls back to data/trials.csv when the Parquet file is absent, so a
-    table edited in a spreadsheet and saved as CSV still works.
+    A study directory falls back to trials.csv when the Parquet file is absent, so a table
+    edited in a spreadsheet and saved as CSV still works, and to data/trials.* of a study
+    collected before each target had its own folder (crowdkit.analysis.targets).
     """
     source = Path(source)
     if source.is_dir():
-        for name in ("trials.parquet", "trials.csv"):
-            candidate = source / "data" / name
-            if candidate.is_file():
-                return candidate
-        raise CrowdkitError(
-            f"{source / 'data'}: no trials.parquet or trials.csv; "
-            f"run `crowdkit collect {source}` first"
-        )
+        return study_trials_file(source, target or study_target(source))
     if not source.is_file():
         raise CrowdkitError(f"{source}: no such file or directory")
     return source

@@ -39,6 +39,7 @@ from crowdkit.analysis.stats import (
     sort_rows,
     summarize,
 )
+from crowdkit.analysis.targets import select_target, study_target
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,18 @@ def analyze(trials: pd.DataFrame, by: Iterable[str] | None = (), source: str = "
     )
 
 
-def analyze_file(source: Path | str, by: Iterable[str] | None = ()) -> Analysis:
-    """`crowdkit analyze`: read a trials file (or a study's) and analyse it, naming the file."""
-    path = trials_file(source)
-    return analyze(load_trials(path), by=by, source=str(path))
+def analyze_file(source: Path | str, by: Iterable[str] | None = (),
+                 target: str | None = None) -> Analysis:
+    """`crowdkit analyze`: read a trials file (or a study's) and analyse it, naming the file.
+
+    One target's data only (crowdkit.analysis.targets): a study's [mturk] target unless
+    `target` says another; a file's only target, or `target`'s rows of it.
+    """
+    if Path(source).is_dir():
+        target = target or study_target(Path(source))
+    path = trials_file(source, target)
+    trials, _ = select_target(load_trials(path), target, str(path))
+    return analyze(trials, by=by, source=str(path))
 
 
 def records(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -225,7 +225,8 @@ def collect(
         help="Seconds between polls with --watch.", min=1)] = 30,
     progress: ProgressOption = True,
 ) -> None:
-    """Store answers verbatim, apply the quality rules, write data/trials.* and participants."""
+    """Store answers verbatim, apply the quality rules, write data/TARGET/trials.* and
+    participants.csv."""
     from crowdkit.collect import collect as collect_study
 
     study = _study(directory)
@@ -233,6 +234,7 @@ def collect(
                            progress=render.progress(progress))
     render.warnings(result.warnings)
     render.echo(result.summary())
+    _left_to_do(result.failures, f"crowdkit collect {directory}")
 
 
 @app.command()
@@ -262,6 +264,16 @@ def review(
         return
     render.warnings(result.failures)
     render.echo(result.summary())
+    _left_to_do(result.failures, f"crowdkit review {directory}")
+
+
+def _left_to_do(failures: list[str], command: str) -> None:
+    """Exit non-zero, saying what is left, when calls failed after their retries."""
+    from crowdkit.errors import Incomplete
+
+    if failures:
+        raise Incomplete(f"{len(failures)} of the calls failed after their retries; what "
+                         f"succeeded is recorded: run `{command}` again to do the rest")
 
 
 @app.command()
@@ -278,6 +290,9 @@ def analyze(
         Path | None,
         typer.Option(help="Write figures and report.html here (a study's default: DIR/report)."),
     ] = None,
+    target: Annotated[str | None, typer.Option(
+        "--target", help="Whose data: local, sandbox or live (a study's default: [mturk] "
+                         "target; a file's: its only target).")] = None,
     progress: ProgressOption = True,
 ) -> None:
     """Accuracy per condition with 95 % CIs, comparisons, figures and a self-contained report."""
@@ -286,8 +301,10 @@ def analyze(
     from crowdkit import analysis
 
     if source.is_dir():
-        out = out or _study(source).report_dir
-    result = analysis.analyze_file(source, by)
+        study = _study(source)
+        out = out or study.report_dir
+        target = target or study.config.mturk.target
+    result = analysis.analyze_file(source, by, target=target)
     report = None
     if out:
         report = analysis.write_report(result, out,
@@ -316,6 +333,72 @@ def expire(
     n = expire_hits(study, platform, yes=yes,
                     confirm=lambda q: render.confirm(q, "no HIT was expired"))
     render.echo(f"{platform.target}: expired {plural(n, 'HIT')} of study {study.name}")
+
+
+@app.command()
+def extend(
+    directory: StudyDir = Path("."),
+    by: Annotated[str, typer.Option(
+        "--by", help="How much longer the HITs stay open, such as 2d or 12h.")] = "1d",
+    target: TargetOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Keep this study's open HITs open longer (UpdateExpirationForHIT; resumable)."""
+    from crowdkit.status import extend as extend_hits
+    from crowdkit.units import parse_duration
+
+    try:
+        seconds = parse_duration(by)
+    except ValueError as exc:
+        raise ConfigError(f"--by: {exc}") from None
+    if seconds <= 0:
+        raise ConfigError(f"--by: expected a duration longer than 0s, got {by!r}")
+    study = _study(directory)
+    result = extend_hits(study, _platform(study, target), by_s=seconds, yes=yes,
+                         confirm=lambda q: render.confirm(q, "no HIT was extended"))
+    render.warnings(result.failures)
+    render.echo(result.summary())
+    _left_to_do(result.failures, f"crowdkit extend {directory}")
+
+
+WorkersArgument = Annotated[list[str], typer.Argument(
+    help="Participant ids from the exports (p + 16 hex digits) or worker ids.")]
+
+
+@app.command()
+def block(
+    directory: StudyDir,
+    workers: WorkersArgument,
+    reason: Annotated[str, typer.Option(
+        help="Why (kept by MTurk, never shown to the worker).")] = "",
+    target: TargetOption = None,
+) -> None:
+    """Block workers from every HIT of this requester (CreateWorkerBlock); recorded."""
+    from crowdkit.blocks import block_workers
+
+    study = _study(directory)
+    result = block_workers(study, _platform(study, target), workers, reason=reason)
+    render.warnings(result.failures)
+    render.echo(result.summary("blocked"))
+    _left_to_do(result.failures, f"crowdkit block {directory} ...")
+
+
+@app.command()
+def unblock(
+    directory: StudyDir,
+    workers: WorkersArgument,
+    reason: Annotated[str, typer.Option(help="Why (kept by MTurk).")] = "",
+    target: TargetOption = None,
+) -> None:
+    """Lift blocks this study's review or `crowdkit block` made (DeleteWorkerBlock)."""
+    from crowdkit.blocks import block_workers
+
+    study = _study(directory)
+    result = block_workers(study, _platform(study, target), workers, reason=reason,
+                           blocked=False)
+    render.warnings(result.failures)
+    render.echo(result.summary("unblocked"))
+    _left_to_do(result.failures, f"crowdkit unblock {directory} ...")
 
 
 @app.command()

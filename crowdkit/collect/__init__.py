@@ -7,13 +7,18 @@ One pass does four things, in this order, and can be re-run at any time:
    parses it (crowdkit.collect.fetch). HITs whose assignments are all final (approved or
    rejected, every slot filled) are not listed again: nothing about them can change.
 2. Mark every worker seen as a participant (MTurk: the study's qualification), so nobody
-   takes a second HIT of the study.
+   takes a second HIT of the study: each page's workers as soon as the page is stored, and
+   every stored worker not yet marked after the listing (a grant that failed is retried).
 3. Parse every stored answer defensively (crowdkit.answers). A malformed or hostile answer
    marks its assignment invalid with a reason; it never crashes the run or loses the raw
    XML. Correctness comes from the ledger's answer key only.
-4. Apply the quality rules (crowdkit.quality) and write data/trials.parquet, trials.csv and
-   participants.csv (crowdkit.collect.dataset). Files are rewritten only when their content
-   changes, so a re-run that finds nothing new changes nothing.
+4. Apply the quality rules (crowdkit.quality) and write the target's
+   data/<target>/trials.parquet, trials.csv and participants.csv
+   (crowdkit.collect.dataset): each target's data stay apart. Files are rewritten only
+   when their content changes, so a re-run that finds nothing new changes nothing.
+
+Calls that still fail after their retries are the result's `failures`: what was fetched is
+stored, and the command exits non-zero so a script knows to run it again.
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ from crowdkit.collect.dataset import (
 )
 from crowdkit.collect.fetch import (
     FetchStats,
+    Marker,
     fetch_assignments,
-    grant_participation,
     hit_is_settled,
     refresh_expert_workers,
 )
@@ -67,6 +72,11 @@ class CollectResult:
     written: list[Path]
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def failures(self) -> list[str]:
+        """The calls that failed after their retries: what a re-run has left to do."""
+        return list(self.fetch.errors)
+
     def summary(self) -> str:
         records = self.dataset.records
         invalid = sum(1 for r in records if not r.parsed.valid)
@@ -77,7 +87,8 @@ class CollectResult:
                 f"{self.fetch.changed} changed; {invalid} invalid, {excluded} excluded), "
                 f"{plural(n_trials, 'trial response')}; "
                 f"{plural(self.fetch.hits_listed, 'HIT')} listed, {self.fetch.hits_skipped} "
-                f"settled; {plural(self.granted, 'qualification')} granted; wrote: {written}")
+                f"settled; {plural(self.granted, 'qualification')} granted; wrote: {written}"
+                + (f"; {plural(len(self.failures), 'call')} failed" if self.failures else ""))
 
 
 def collect_once(study: Study, ledger: Ledger, platform: Platform,
@@ -87,16 +98,21 @@ def collect_once(study: Study, ledger: Ledger, platform: Platform,
     The stored assignments are read once, after fetching; granting and parsing write other
     columns and tables, so every later step works from that one read.
     """
-    fetch = fetch_assignments(ledger, platform, progress)
+    errors: list[str] = []
+    marker = Marker(ledger, platform, errors)
+    fetch = fetch_assignments(ledger, platform, progress, marker)
     assignments = ledger.assignments()
-    granted = grant_participation(ledger, platform, assignments, fetch.errors)
+    hits = {h["hit_id"] for h in study_hits(ledger) if h["target"] == platform.target}
+    granted = fetch.granted + marker.mark(
+        row["worker_id"] for row in assignments if row["hit_id"] in hits)
+    fetch.errors += errors
     try:
         refresh_expert_workers(ledger, platform, study.config)
     except PlatformError as exc:  # the last list kept in the ledger still classifies
         fetch.errors.append(f"listing the expert qualification failed: {exc}")
-    dataset = build_dataset(study, ledger, assignments)
+    dataset = build_dataset(study, ledger, assignments, target=platform.target)
     updates = record_parse_results(ledger, dataset, assignments)
-    written = write_exports(dataset, study.data_dir)
+    written = write_exports(dataset, study.target_data_dir(platform.target))
     return CollectResult(fetch, granted, updates, dataset, written)
 
 
@@ -140,13 +156,16 @@ def _past(value: str | None, now: datetime) -> bool:
 
 
 def auto_approval_warnings(ledger: Ledger, within_hours: float = 24,
-                           now: datetime | None = None) -> list[str]:
-    """Warn about submitted assignments MTurk will approve by itself soon (or already has)."""
+                           now: datetime | None = None, target: str | None = None) -> list[str]:
+    """Warn about submitted assignments MTurk will approve by itself soon (or already has),
+    on `target` (None: every target)."""
     now = now or datetime.now(UTC)
     soon = []
     reviewed = {a for a, r in ledger.reviews().items() if r["status"] == "done"}
+    hits = {h["hit_id"] for h in study_hits(ledger) if target in (None, h["target"])}
     for row in ledger.assignments():
-        if row["status"] != "Submitted" or row["assignment_id"] in reviewed:
+        if row["status"] != "Submitted" or row["assignment_id"] in reviewed \
+                or row["hit_id"] not in hits:
             continue
         when = row["auto_approval_time"]
         if when and _hours_until(when, now) <= within_hours:
@@ -174,17 +193,28 @@ def collect(study: Study, platform: Platform, *, watch: bool = False, interval: 
     out, for callers (the demo) that review right after.
     """
     with Ledger.open(study.db_path, write=True, command="crowdkit collect") as ledger:
-        if not study_hits(ledger):
-            raise CrowdkitError(f"{study.db_path}: no HITs yet; run `crowdkit publish "
-                                f"{study.root}` first")
+        _require_hits(study, ledger, platform.target)
         if not watch:
             result = collect_once(study, ledger, platform, progress)
         else:
             result = _watch(study, ledger, platform, interval, sleep, progress)
         result.warnings = list(result.fetch.errors)
         if warn_auto_approval:
-            result.warnings += auto_approval_warnings(ledger)
+            result.warnings += auto_approval_warnings(ledger, target=platform.target)
         return result
+
+
+def _require_hits(study: Study, ledger: Ledger, target: str) -> None:
+    """One line when the target has no HITs, naming the targets that have some."""
+    hits = study_hits(ledger)
+    if any(h["target"] == target for h in hits):
+        return
+    others = sorted({h["target"] for h in hits})
+    if others:
+        raise CrowdkitError(f"{study.db_path}: no HITs on {target}; this study has HITs on "
+                            f"{', '.join(others)}: pass --target {others[-1]}")
+    raise CrowdkitError(f"{study.db_path}: no HITs yet; run `crowdkit publish {study.root}` "
+                        "first")
 
 
 def _watch(study: Study, ledger: Ledger, platform: Platform, interval: float,

@@ -2,8 +2,10 @@
 
 Built from the ledger alone (no network): `build_dataset` parses each stored answer
 against its task's key (crowdkit.answers), judges it (crowdkit.quality), and `write_exports`
-writes data/trials.parquet, trials.csv and participants.csv. Worker ids stay in the ledger;
-the exports carry `pseudonym(key, worker_id)`.
+writes one target's data/<target>/trials.parquet, trials.csv and participants.csv: the
+local twin's simulated participants never mix with MTurk's. Worker ids stay in the ledger;
+the exports carry `pseudonym(key, worker_id)`, and the CSV files are safe to open in a
+spreadsheet (`spreadsheet_safe`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PSEUDONYM_HEX_DIGITS = 16
+# What makes a spreadsheet read a CSV cell as a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The tidy trials format (docs/data.md). A trial type's own columns that are not here
 # (registry type's `tidy_columns`) come after these, before the participant's columns.
 KEY_COLUMNS = {
@@ -135,13 +139,16 @@ def study_hits(ledger: Ledger) -> list[sqlite3.Row]:
 
 
 def build_dataset(study: Study, ledger: Ledger,
-                  assignments: list[sqlite3.Row] | None = None) -> Dataset:
-    """Parse every stored assignment and judge it by the study's quality rules.
+                  assignments: list[sqlite3.Row] | None = None,
+                  target: str | None = None) -> Dataset:
+    """Parse every stored assignment of `target` (None: of every target) and judge it by the
+    study's quality rules, each target's participants apart from the others'.
 
     `assignments` are the ledger's rows when the caller has read them already.
     """
     keys = {task.key.task_id: task.key for task in ledger.tasks()}
-    hits = {h["hit_id"]: h for h in study_hits(ledger)}
+    hits = {h["hit_id"]: h for h in study_hits(ledger)
+            if target is None or h["target"] == target}
     secret = ledger.pseudonym_key()
     records = []
     for row in ledger.assignments() if assignments is None else assignments:
@@ -157,7 +164,9 @@ def build_dataset(study: Study, ledger: Ledger,
             accept_time=row["accept_time"], submit_time=row["submit_time"],
             auto_approval_time=row["auto_approval_time"], parsed=parsed, key=key,
         ))
-    judge(records, study.config, expert_workers=ledger.expert_qualification_workers())
+    for name in sorted({r.target for r in records}):
+        judge([r for r in records if r.target == name], study.config,
+              expert_workers=ledger.expert_qualification_workers())
     return Dataset(study=study.name, records=records)
 
 
@@ -184,8 +193,9 @@ def write_exports(dataset: Dataset, data_dir: Path) -> list[Path]:
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     trials = dataset.trials_frame()
-    trials_csv = trials.to_csv(index=False, lineterminator="\n")
-    participants_csv = dataset.participants_frame().to_csv(index=False, lineterminator="\n")
+    trials_csv = spreadsheet_safe(trials).to_csv(index=False, lineterminator="\n")
+    participants_csv = spreadsheet_safe(dataset.participants_frame()).to_csv(
+        index=False, lineterminator="\n")
     changed = []
     for name, text in (("trials.csv", trials_csv), ("participants.csv", participants_csv)):
         if _write_if_changed(data_dir / name, text.encode("utf-8")):
@@ -195,6 +205,29 @@ def write_exports(dataset: Dataset, data_dir: Path) -> list[Path]:
         write_atomically(parquet, trials.to_parquet(index=False))
         changed.append(parquet)
     return changed
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as a CSV may carry it into a spreadsheet: no cell of text starts a formula.
+
+    A text cell that starts with =, +, -, @, a tab or a carriage return gets a leading
+    apostrophe (what spreadsheets read as "this is text"), and NUL characters are removed.
+    Numbers stay numbers; the Parquet file keeps every text exactly as it came.
+    """
+    import pandas as pd
+
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(_safe_cell, na_action="ignore")
+    return safe
+
+
+def _safe_cell(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    text = value.replace("\x00", "")
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _write_if_changed(path: Path, content: bytes) -> bool:

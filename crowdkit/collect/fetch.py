@@ -1,13 +1,16 @@
 """The platform side of collect: store every submission verbatim, mark participants.
 
 Submissions are stored in the ledger exactly as the platform returned them, page by page,
-before anything parses them. A failing call is recorded in `FetchStats.errors` and the pass
-goes on: one unreachable HIT never stops the others, and nothing stored is lost.
+before anything parses them, and the workers of each page are marked as participants (the
+study's qualification) right after it is stored, before the next HIT is listed. A failing
+call is recorded in `FetchStats.errors` and the pass goes on: one unreachable HIT never
+stops the others, and nothing stored is lost.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from crowdkit.collect.dataset import study_hits
@@ -26,6 +29,7 @@ class FetchStats:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    granted: int = 0  # participants marked as their pages came in
     errors: list[str] = field(default_factory=list)
 
 
@@ -43,12 +47,14 @@ def platform_hits(ledger: Ledger, platform: Platform) -> list[sqlite3.Row]:
     return [h for h in study_hits(ledger) if h["target"] == platform.target]
 
 
-def fetch_assignments(ledger: Ledger, platform: Platform,
-                      progress: Progress = silent) -> FetchStats:
-    """Store every submission of every HIT that may have changed, verbatim, in the ledger."""
+def fetch_assignments(ledger: Ledger, platform: Platform, progress: Progress = silent,
+                      marker: Marker | None = None) -> FetchStats:
+    """Store every submission of every HIT that may have changed, verbatim, in the ledger,
+    and mark each page's workers (with `marker`, or one of this pass) as it comes in."""
     stats = FetchStats()
     counts = ledger.assignment_counts()
     hits = platform_hits(ledger, platform)
+    marker = marker or Marker(ledger, platform, stats.errors)
     with progress("listing assignments", total=len(hits)) as advance:
         for hit in hits:
             if hit_is_settled(hit, counts):
@@ -58,6 +64,7 @@ def fetch_assignments(ledger: Ledger, platform: Platform,
                 try:
                     for page in platform.submissions(hit["hit_id"]):
                         _store_page(ledger, page, stats)
+                        stats.granted += marker.mark(s.worker_id for s in page)
                 except PlatformError as exc:  # one unreachable HIT must not stop the others
                     stats.errors.append(str(exc))
             advance(1)
@@ -76,44 +83,46 @@ def _store_page(ledger: Ledger, page: list[Submission], stats: FetchStats) -> No
             setattr(stats, outcome, getattr(stats, outcome) + 1)
 
 
-def grant_participation(ledger: Ledger, platform: Platform, assignments: list[sqlite3.Row],
-                        errors: list[str] | None = None) -> int:
-    """Mark every worker with an assignment on the platform's target as a participant
-    (`assignments`: the ledger's rows), so nobody takes a second HIT of the study.
+class Marker:
+    """Marks workers as participants of the study on the platform's target, once each.
 
-    Recorded in the ledger before ('intent') and after ('done' or 'failed') the call, so
-    each worker is marked once; a failed grant is retried on the next pass and reported in
-    `errors`. Returns how many grants were made now.
+    Each grant is recorded in the ledger before ('intent') and after ('done' or 'failed')
+    the call; a failed grant is tried once per pass and reported in `errors`.
     """
-    target = platform.target
-    marker = platform.participation_marker(ledger)
-    if marker is None:
-        return 0
-    done = {g["worker_id"] for g in ledger.qualification_grants(target)
-            if g["status"] == "done" and g["qualification_type_id"] == marker}
-    hits = {h["hit_id"] for h in platform_hits(ledger, platform)}
-    granted = 0
-    for row in assignments:
-        worker = row["worker_id"]
-        if row["hit_id"] not in hits or worker in done:
-            continue
-        ledger.record_qualification_grant(target=target, qualification_type_id=marker,
-                                          worker_id=worker, status="intent")
+
+    def __init__(self, ledger: Ledger, platform: Platform, errors: list[str]) -> None:
+        self.ledger, self.platform, self.errors = ledger, platform, errors
+        self.marker = platform.participation_marker(ledger)
+        self.done = {g["worker_id"] for g in ledger.qualification_grants(platform.target)
+                     if g["status"] == "done" and g["qualification_type_id"] == self.marker}
+
+    def mark(self, workers: Iterable[str]) -> int:
+        """Mark the workers not yet marked; return how many grants were made now."""
+        if self.marker is None:
+            return 0
+        granted = 0
+        for worker in dict.fromkeys(workers):
+            if worker in self.done:
+                continue
+            self.done.add(worker)  # once per pass, whatever happens
+            granted += self._grant(self.marker, worker)
+        return granted
+
+    def _grant(self, marker: str, worker: str) -> bool:
+        target = self.platform.target
+        self.ledger.record_qualification_grant(target=target, qualification_type_id=marker,
+                                               worker_id=worker, status="intent")
         try:
-            platform.mark_participant(marker, worker)
+            self.platform.mark_participant(marker, worker)
         except PlatformError as exc:
-            ledger.record_qualification_grant(target=target, qualification_type_id=marker,
-                                              worker_id=worker, status="failed")
-            done.add(worker)  # not again in this pass
-            if errors is not None:
-                errors.append(f"granting the study qualification failed "
-                              f"(retried next time): {exc}")
-            continue
-        ledger.record_qualification_grant(target=target, qualification_type_id=marker,
-                                          worker_id=worker, status="done")
-        done.add(worker)
-        granted += 1
-    return granted
+            self.ledger.record_qualification_grant(target=target, qualification_type_id=marker,
+                                                   worker_id=worker, status="failed")
+            self.errors.append(f"granting the study qualification failed (retried next "
+                               f"time): {exc}")
+            return False
+        self.ledger.record_qualification_grant(target=target, qualification_type_id=marker,
+                                               worker_id=worker, status="done")
+        return True
 
 
 def refresh_expert_workers(ledger: Ledger, platform: Platform, config: StudyConfig) -> None:
