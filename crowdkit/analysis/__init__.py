@@ -1,7 +1,7 @@
 """Accuracy tables with confidence intervals, condition comparisons, figures and a report.
 
 Everything here works on the tidy trials table (docs/analysis.md, docs/data.md),
-so a study's own data/trials.parquet and a published data set mapped to the same columns go
+so a study's own data/<target>/trials.parquet and a published data set mapped to the same columns go
 through exactly the same code. The package is split along the way data flows:
 
 - `load`: read a trials file (CSV, Parquet, a study directory) into one typed table;
