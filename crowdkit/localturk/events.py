@@ -67,14 +67,16 @@ class Delivery:
         self.endpoint = endpoint
         self._queue: queue.Queue[tuple[int, bytes, str, str] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._start = threading.Lock()  # one thread, so messages leave in order
 
     def send(self, message_id: int, body: bytes, transport: str, destination: str) -> None:
         if self.endpoint is None:
             return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="localturk-notifications",
-                                            daemon=True)
-            self._thread.start()
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="localturk-notifications")
+                self._thread.start()
         self._queue.put((message_id, body, transport, destination))
 
     def drain(self) -> None:
@@ -83,10 +85,11 @@ class Delivery:
             self._queue.join()
 
     def close(self) -> None:
-        if self._thread is not None:
+        with self._start:
+            thread, self._thread = self._thread, None
+        if thread is not None:
             self._queue.put(None)
-            self._thread.join(timeout=10)
-            self._thread = None
+            thread.join(timeout=10)
 
     def _run(self) -> None:
         while True:
