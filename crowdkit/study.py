@@ -357,6 +357,28 @@ class PageSection(Section):
     inter_trial_ms: int = Field(default=400, ge=0, le=10_000)  # blank screen between trials
 
 
+class ComputeSection(Section):
+    """Where the heavy work runs: `ray` names a Ray cluster for `crowdkit stimuli` and
+    `crowdkit mis` ("local" starts one on this machine; "auto", "ray://host:10001" or
+    "host:6379" join one); empty: in this process."""
+
+    ray: str = ""
+
+
+class MisSection(Section):
+    """The machine observer (`crowdkit mis`, docs/mis.md)."""
+
+    similarity: Literal["dreamsim", "lpips", "features"] = "dreamsim"
+    alpha: float = Field(default=0.16, gt=0)  # the classifier's constant (the paper's)
+    feature_model: str = "resnet18"  # similarity = "features": a torchvision/lucent model
+    feature_weights: str = "random"  # "random" (seeded, no download), "pretrained", a file
+    feature_layers: list[str] = Field(default_factory=list)  # empty: the model's defaults
+    tasks_per_unit: int = Field(default=20, ge=1, le=10_000)  # --all-units without N
+    batch_size: int | None = Field(default=None, ge=1)  # images embedded at once
+    device: str = "auto"
+    seed: int | None = None  # draws for --all-units and random feature weights
+
+
 class StudyConfig(Section):
     study: StudySection
     stimuli: StimuliConfig = Field(default_factory=StimuliConfig)
@@ -369,6 +391,8 @@ class StudyConfig(Section):
     mturk: MturkSection = Field(default_factory=MturkSection)
     review: ReviewSection = Field(default_factory=ReviewSection)
     page: PageSection = Field(default_factory=PageSection)
+    compute: ComputeSection = Field(default_factory=ComputeSection)
+    mis: MisSection = Field(default_factory=MisSection)
 
     @property
     def design_seed(self) -> int:

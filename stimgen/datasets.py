@@ -93,18 +93,20 @@ class ImageFolder:
 
 
 class CropDataset(Dataset):
-    """(index, uint8 CHW crop, readable) for dataset indices `start`..end, for a DataLoader.
+    """(index, uint8 CHW crop, readable) for dataset indices `start` up to `stop` (None: the
+    end), for a DataLoader.
 
     Crops travel as uint8 (4x less to copy than float); unreadable files come back as a
     blank crop flagged unreadable, so one broken file never stops a scan.
     """
 
-    def __init__(self, folder: ImageFolder, start: int = 0) -> None:
+    def __init__(self, folder: ImageFolder, start: int = 0, stop: int | None = None) -> None:
         self.folder = folder
         self.start = start
+        self.stop = len(folder) if stop is None else min(stop, len(folder))
 
     def __len__(self) -> int:
-        return len(self.folder) - self.start
+        return max(0, self.stop - self.start)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor, bool]:
         index = self.start + i

@@ -103,6 +103,18 @@ class StreamingExtremes:
             "top_values": top_v, "top_indices": top_i,
             "bottom_values": bot_v, "bottom_indices": bot_i})
 
+    def merged_extremes(self, other: StreamingExtremes) -> StreamingExtremes:
+        """Merge another scan's top and bottom K (a shard's): exact and associative, since
+        both sides are kept by one total order, activation then dataset index."""
+        t, o = self.tensors, other.tensors
+        top_v, top_i = _merge(t["top_values"], t["top_indices"], o["top_values"],
+                              o["top_indices"], self.k, descending=True)
+        bot_v, bot_i = _merge(t["bottom_values"], t["bottom_indices"], o["bottom_values"],
+                              o["bottom_indices"], self.k, descending=False)
+        return StreamingExtremes(self.n_units, self.k, {
+            "top_values": top_v, "top_indices": top_i,
+            "bottom_values": bot_v, "bottom_indices": bot_i})
+
     def ranked(self, unit: int) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
         """(top, bottom) for one unit as (activation, dataset index), most extreme first."""
         t = self.tensors
@@ -204,15 +216,44 @@ def scan_dataset(
     `progress(n)` is called with the images done per batch; `after_batch(batches_done)` is
     called after each batch.
     """
+    extremes, n_skipped, skipped = scan_shard(
+        model, units, folder, start=0, stop=len(folder), k=k, batch_size=batch_size,
+        num_workers=num_workers, checkpoint=checkpoint, key=key,
+        checkpoint_every_s=checkpoint_every_s, progress=progress, after_batch=after_batch)
+    result = ScanResult(len(folder), n_skipped, skipped)
+    for column, unit in enumerate(units):
+        result.top[unit.id], result.bottom[unit.id] = extremes.ranked(column)
+    return result
+
+
+def scan_shard(
+    model: LoadedModel,
+    units: list[UnitRef],
+    folder: ImageFolder,
+    *,
+    start: int,
+    stop: int,
+    k: int,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    checkpoint: Path | None = None,
+    key: str = "",
+    checkpoint_every_s: float = 30.0,
+    progress: Callable[[int], None] | None = None,
+    after_batch: Callable[[int], None] | None = None,
+) -> tuple[StreamingExtremes, int, list[str]]:
+    """The scan of dataset indices [start, stop): (top and bottom K, images skipped, the
+    first skipped files). `scan_dataset` is this over the whole dataset; a Ray scan runs
+    one per shard (stimgen.distributed) and merges them."""
     layers = list(dict.fromkeys(u.layer for u in units))
     columns = [(layers.index(u.layer), u.channel) for u in units]
-    state = _ScanState(StreamingExtremes(len(units), k))
+    state = _ScanState(StreamingExtremes(len(units), k), next_index=start)
     if checkpoint is not None and checkpoint.is_file():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if saved.get("key") == key and saved.get("k") == k and saved["n_units"] == len(units):
             state = _ScanState.from_checkpoint(saved)
             if progress:
-                progress(state.next_index)
+                progress(state.next_index - start)
 
     def save() -> None:
         if checkpoint is not None:
@@ -224,8 +265,8 @@ def scan_dataset(
     workers = default_workers(device) if num_workers is None else num_workers
     batch_size = batch_size or default_batch_size(device)
     loader = DataLoader(
-        CropDataset(folder, start=state.next_index), batch_size=batch_size, shuffle=False,
-        num_workers=workers, pin_memory=device.type == "cuda",
+        CropDataset(folder, start=state.next_index, stop=stop), batch_size=batch_size,
+        shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers else None,
     )
     last_save = time.monotonic()
@@ -255,9 +296,6 @@ def scan_dataset(
     except BaseException:
         save()
         raise
-    result = ScanResult(len(folder), state.n_skipped, list(state.skipped))
-    for column, unit in enumerate(units):
-        result.top[unit.id], result.bottom[unit.id] = state.extremes.ranked(column)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
-    return result
+    return state.extremes, state.n_skipped, list(state.skipped)

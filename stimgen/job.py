@@ -21,7 +21,8 @@ class StimuliJob:
     """One rendering: the [stimuli] settings and where the results go.
 
     `root` is the directory that relative `dataset` and `weights` paths are relative to (a
-    study's directory); `seed` is the seed in force (the [stimuli] seed, else the study's).
+    study's directory); `seed` is the seed in force (the [stimuli] seed, else the study's);
+    `ray` the Ray cluster to shard the work over ("local", an address; None: this process).
     """
 
     root: Path
@@ -29,6 +30,7 @@ class StimuliJob:
     manifest_path: Path
     config: StimuliConfig
     seed: int
+    ray: str | None = None
 
 
 @dataclass

@@ -53,8 +53,9 @@ from stimgen.datasets import (
     ImageFolder,
     load_crop,
 )
+from stimgen.distributed import RayTarget
 from stimgen.estimate import plan_rendering
-from stimgen.exemplars import ScanResult, assign_batches, scan_dataset
+from stimgen.exemplars import ScanResult, assign_batches, default_batch_size, scan_dataset
 from stimgen.featurevis import (
     DIRECTIONS,
     RenderedGroup,
@@ -164,6 +165,7 @@ def render_stimuli(
     out.mkdir(parents=True, exist_ok=True)
     store = RecordStore(out / CACHE_DIR)
     tally = _Tally()
+    ray = RayTarget.for_job(job, device or cfg.device)
     natural_work = _natural_todo(cfg, model, units, folder, out, store, tally)
     synthetic_work = (_synthetic_todo(cfg, model, units, seed, out, store, tally)
                       if cfg.synthetic.enabled else None)
@@ -177,11 +179,11 @@ def render_stimuli(
             synthetic_reused=tally.synthetic_reused, estimate=estimate))
     try:
         natural, dataset_info = _natural_exemplars(cfg, model, natural_work, folder, out,
-                                                   store, progress, tally)
+                                                   store, progress, tally, ray)
         synthetic: dict[str, SyntheticImages] = {}
         if synthetic_work is not None:
             synthetic = _feature_visualizations(cfg, model, units, seed, synthetic_work, out,
-                                                store, progress, tally)
+                                                store, progress, tally, ray)
     except KeyboardInterrupt:
         raise StimuliInterrupted(_kept(tally, len(folder), natural_work, synthetic_work)
                                  ) from None
@@ -307,13 +309,14 @@ def _natural_todo(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef],
 def _natural_exemplars(
     cfg: StimuliConfig, model: LoadedModel, work: _NaturalWork, folder: ImageFolder,
     out: Path, store: RecordStore, progress: Progress, tally: _Tally,
+    ray: RayTarget | None = None,
 ) -> tuple[dict[str, NaturalExemplars], DatasetInfo]:
     k = cfg.images_per_side
     data_key, natural_key, natural = work.data_key, work.natural_key, work.natural
     todo, scans, dataset_record = work.todo, work.scans, work.dataset_record
     to_scan = work.scan_units
     if to_scan:
-        scan = _scan(cfg, model, to_scan, folder, out, data_key, progress, tally)
+        scan = _scan(cfg, model, to_scan, folder, out, data_key, progress, tally, ray)
         tally.scanned_images = len(folder)
         dataset_record = {"n_skipped": scan.n_skipped, "skipped": scan.skipped}
         store.put("scan", "dataset", data_key, dataset_record)
@@ -340,7 +343,8 @@ def _scan_key(data_key: str, unit: UnitRef, k: int) -> str:
 
 
 def _scan(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: ImageFolder,
-          out: Path, data_key: str, progress: Progress, tally: _Tally) -> ScanResult:
+          out: Path, data_key: str, progress: Progress, tally: _Tally,
+          ray: RayTarget | None = None) -> ScanResult:
     units_key = fingerprint({"data": data_key, "k": cfg.images_per_side,
                              "units": [(u.layer, u.channel) for u in units]})
     with progress(f"scanning {len(units)} units", total=len(folder)) as advance:
@@ -349,12 +353,13 @@ def _scan(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], folder: 
             tally.scan_progress += n
             advance(n)
 
-        scan = scan_dataset(
-            model, units, folder, k=cfg.images_per_side, batch_size=cfg.scan_batch_size,
-            num_workers=cfg.num_workers, key=units_key,
-            checkpoint=out / CACHE_DIR / "scan" / f"partial-{units_key}.pt",
-            progress=scanned,
-        )
+        batch = cfg.scan_batch_size or default_batch_size(model.device)
+        scan = ray.scan(units, folder, k=cfg.images_per_side, key=units_key, batch_size=batch,
+                        store=RecordStore(out / CACHE_DIR), progress=scanned) if ray else \
+            scan_dataset(model, units, folder, k=cfg.images_per_side, batch_size=batch,
+                         num_workers=cfg.num_workers, key=units_key,
+                         checkpoint=out / CACHE_DIR / "scan" / f"partial-{units_key}.pt",
+                         progress=scanned)
     readable = scan.n_images - scan.n_skipped
     if readable < 2 * cfg.images_per_side:
         raise ConfigError(
@@ -514,6 +519,7 @@ def _synthetic_todo(cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef]
 def _feature_visualizations(
     cfg: StimuliConfig, model: LoadedModel, units: list[UnitRef], seed: int,
     work: _SyntheticWork, out: Path, store: RecordStore, progress: Progress, tally: _Tally,
+    ray: RayTarget | None = None,
 ) -> dict[str, SyntheticImages]:
     settings, transform_seed = work.settings, work.transform_seed
     records, todo, keys = work.records, work.todo, work.keys
@@ -521,19 +527,27 @@ def _feature_visualizations(
     if todo:
         layer_order = {name: info.order
                        for name, info in probe_layers(model, [t.layer for t in todo]).items()}
+        def finish(groups: list[RenderedGroup]) -> None:
+            for group in groups:
+                unit = by_id[group.target.key]
+                record = _save_group(cfg, unit, group, out)
+                store.put("synthetic", f"{unit.slug}-{group.target.direction}",
+                          keys[(unit.id, group.target.direction)], record)
+                records[(unit.id, group.target.direction)] = record
+                tally.synthetic_rendered += 1
+
         with progress(f"rendering {len(todo)} unit-directions",
                       total=len(todo) * settings.steps) as advance:
-            for groups in render_targets(model, todo, settings, transform_seed=transform_seed,
-                                         layer_order=layer_order,
-                                         chunk_images=cfg.synthetic.chunk_images,
-                                         on_step=advance):
-                for group in groups:
-                    unit = by_id[group.target.key]
-                    record = _save_group(cfg, unit, group, out)
-                    store.put("synthetic", f"{unit.slug}-{group.target.direction}",
-                              keys[(unit.id, group.target.direction)], record)
-                    records[(unit.id, group.target.direction)] = record
-                    tally.synthetic_rendered += 1
+            if ray is not None:
+                ray.render(todo, settings, transform_seed, layer_order,
+                           cfg.synthetic.chunk_images, finish, advance)
+            else:
+                for groups in render_targets(model, todo, settings,
+                                             transform_seed=transform_seed,
+                                             layer_order=layer_order,
+                                             chunk_images=cfg.synthetic.chunk_images,
+                                             on_step=advance):
+                    finish(groups)
 
     synthetic = {}
     for unit in units:

@@ -110,9 +110,9 @@ def cases() -> list:
 def test_the_study_sections_are_the_expected_ones():
     # the parametrisation below is only as good as the model walk that feeds it
     assert sorted(STUDY_SECTIONS) == [
-        "design", "design.ratings", "hit", "mturk", "page", "page.texts", "participants",
-        "qualifications", "quality", "review", "stimuli", "stimuli.synthetic", "storage",
-        "study"]
+        "compute", "design", "design.ratings", "hit", "mis", "mturk", "page", "page.texts",
+        "participants", "qualifications", "quality", "review", "stimuli", "stimuli.synthetic",
+        "storage", "study"]
     assert "seed" in STUDY_SECTIONS["design"] and "steps" in STUDY_SECTIONS["stimuli.synthetic"]
 
 

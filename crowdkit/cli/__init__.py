@@ -84,6 +84,9 @@ TargetOption = Annotated[
 ]
 ProgressOption = Annotated[bool, typer.Option(help="Show progress (bars on a terminal, "
                                                    "plain lines in a log).")]
+RayOption = Annotated[str | None, typer.Option(
+    "--ray", help="Run on a Ray cluster: local (start one here) or its address (default: "
+                  "[compute] ray; unset: in this process).")]
 
 
 def _study(directory: Path) -> Study:
@@ -122,6 +125,7 @@ def stimuli(
     estimate: Annotated[bool, typer.Option(
         help="Time a few steps first and say how long the whole rendering will take.")
     ] = True,
+    ray: RayOption = None,
     progress: ProgressOption = True,
 ) -> None:
     """Render natural exemplars and feature visualizations per [stimuli] in study.toml."""
@@ -131,7 +135,7 @@ def stimuli(
     try:
         result = render_study_stimuli(_study(directory), device=device, estimate=estimate,
                                       progress=render.progress(progress),
-                                      on_plan=render.stimuli_plan)
+                                      on_plan=render.stimuli_plan, ray=ray)
     except StimuliInterrupted as stopped:
         render.interrupted(stopped.kept, f"crowdkit stimuli {directory}")
     render.lines(result.summary_lines())

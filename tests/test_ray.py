@@ -1,0 +1,110 @@
+"""stimgen and the machine observer on a local Ray cluster of 2 CPUs, started here: the
+results are the in-process run's (same exemplars, ranks, images; the manifest differs only
+in its timing field), shards merge exactly, and an interrupted sharded scan resumes from the
+shards it finished."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from crowdkit.stimuli import render_study_stimuli
+from crowdkit.study import load_study
+from stimgen import distributed
+from stimgen.exemplars import StreamingExtremes
+from tests.test_stimgen_pipeline import make_study_dir, no_downloads
+
+__all__ = ["no_downloads"]
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+TIMING = ("created_at",)  # manifest fields that say when, not what
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster of 2 CPUs for this module (no dashboard, nothing remote)."""
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
+                 log_to_driver=False)
+    yield "local"
+    ray.shutdown()
+
+
+def manifest_json(root: Path) -> dict:
+    data = json.loads((root / "stimuli" / "manifest.json").read_text())
+    for key in TIMING:
+        data.pop(key, None)
+    return data
+
+
+def test_shards_cover_the_dataset_in_whole_batches():
+    plan = distributed.shards(n_images=103, batch_size=8, n_shards=4)
+    assert plan[0].start == 0 and plan[-1].stop == 103
+    assert all(a.stop == b.start for a, b in zip(plan, plan[1:], strict=False))
+    assert all(s.start % 8 == 0 for s in plan)
+    assert len(distributed.shards(10, 8, 16)) == 2  # never more shards than batches
+
+
+def test_merging_shards_is_exact_and_associative():
+    gen = torch.Generator().manual_seed(0)
+    values = torch.randint(0, 5, (60, 3), generator=gen).float()  # many ties
+    indices = torch.arange(60)
+    whole = StreamingExtremes(3, 7).merged(values, indices)
+    parts = [StreamingExtremes(3, 7).merged(values[a:b], indices[a:b])
+             for a, b in ((0, 17), (17, 40), (40, 60))]
+    left = parts[0].merged_extremes(parts[1]).merged_extremes(parts[2])
+    right = parts[0].merged_extremes(parts[1].merged_extremes(parts[2]))
+    backwards = parts[2].merged_extremes(parts[1]).merged_extremes(parts[0])
+    for merged in (left, right, backwards):
+        for unit in range(3):
+            assert merged.ranked(unit) == whole.ranked(unit)
+
+
+def test_stimuli_on_ray_equal_the_in_process_run(tmp_path, cluster):
+    here = make_study_dir(tmp_path / "here", extra="scan_batch_size = 4")
+    there = tmp_path / "there"
+    shutil.copytree(here, there)
+    render_study_stimuli(load_study(here), estimate=False)
+    render_study_stimuli(load_study(there), estimate=False, ray=cluster)
+    assert manifest_json(there) == manifest_json(here)
+    records = sorted(p.name for p in (there / "stimuli" / ".cache" / "scan-shard").iterdir())
+    assert len(records) >= 2  # the scan really was sharded
+
+
+def test_an_interrupted_sharded_scan_redoes_only_unfinished_shards(tmp_path, cluster,
+                                                                   monkeypatch):
+    root = make_study_dir(tmp_path / "study", extra="scan_batch_size = 4")
+    render_study_stimuli(load_study(root), estimate=False, ray=cluster)
+    expected = manifest_json(root)
+    cache = root / "stimuli" / ".cache"
+    shard_records = sorted((cache / "scan-shard").iterdir())
+    shard_records[0].unlink()  # as if the run had stopped before this shard finished
+    for kind in ("scan", "natural"):  # and before the scan's result was recorded
+        shutil.rmtree(cache / kind)
+    scanned: list[int] = []
+    real = distributed._scan_shard
+
+    def counting(shard, *args):
+        scanned.append(shard.index)
+        return real(shard, *args)
+
+    monkeypatch.setattr(distributed, "map_tasks", _in_process_map)
+    monkeypatch.setattr(distributed, "_scan_shard", counting)
+    render_study_stimuli(load_study(root), estimate=False, ray=cluster)
+    assert scanned == [int(shard_records[0].stem.rsplit("-", 1)[1])]
+    assert manifest_json(root) == expected
+
+
+def _in_process_map(address, function, items, *args, on_done=None):
+    """map_tasks without Ray, so a test can see which shards were computed."""
+    results = []
+    for i, item in enumerate(items):
+        results.append(function(item, *args))
+        if on_done is not None:
+            on_done(i, results[-1])
+    return results
