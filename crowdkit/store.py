@@ -10,6 +10,14 @@ read them without credentials, which needs a bucket policy granting public `s3:G
 on that prefix only (no listing); `public_read_policy` builds it and `apply_public_read_policy`
 merges it into the bucket's policy. Block Public Access on the bucket defeats such a policy;
 `check_public_read` says so in one line.
+
+`[storage]` chooses the hosting (`open_store`, `image_base_url`): `backend` "s3" or "local"
+for any target (by default local for the local target, S3 otherwise); `endpoint_url` an
+S3-compatible API (MinIO, Ceph, Cloudflare R2, moto's server) instead of AWS's; and
+`public_base_url` where browsers load the images instead (a CDN or custom domain in front
+of the bucket). Such services differ in their policy APIs, so with either of the last two
+the check that browsers can read the images is a plain anonymous HTTP request for one
+uploaded image at the URL the pages use (`check_served`).
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from crowdkit.errors import CrowdkitError
+from crowdkit.errors import ConfigError, CrowdkitError
 from crowdkit.files import file_digest
+from crowdkit.study import Study, StudyConfig
 from crowdkit.tasks import PublicTask
 from crowdkit.trials import registry
 
@@ -157,32 +166,63 @@ def policy_grants_public_read(policy: dict | None, bucket: str, key_prefix: str)
     return False
 
 
+def s3_public_url(bucket: str, region: str, prefix: str, *, endpoint_url: str | None = None,
+                  public_base_url: str | None = None) -> str:
+    """Where browsers load a prefix's objects: the public base URL (a CDN, the bucket's
+    root), else the S3-compatible endpoint in path style, else AWS's own URL."""
+    if public_base_url:
+        return f"{public_base_url.rstrip('/')}/{prefix}"
+    if endpoint_url:
+        return f"{endpoint_url.rstrip('/')}/{bucket}/{prefix}"
+    return s3_base_url(bucket, region, prefix)
+
+
 class S3Store:
-    """A study's images in an S3 bucket under content-hash keys, readable by anyone."""
+    """A study's images in an S3 bucket under content-hash keys, readable by anyone.
+
+    `endpoint_url` talks to an S3-compatible service instead of AWS (path-style addressing,
+    which MinIO and moto's server need); `public_base_url` is where browsers load the
+    images when a CDN or custom domain serves the bucket.
+    """
 
     def __init__(self, bucket: str, *, prefix: str, study_name: str, region: str = "us-east-1",
                  client: Any = None,  # a boto3 S3 client (made here when None)
                  profile: str | None = None,
+                 endpoint_url: str | None = None,
+                 public_base_url: str | None = None,
                  workers: int = UPLOAD_WORKERS) -> None:
         if not bucket:
             raise CrowdkitError("[storage] bucket: set the S3 bucket that hosts the images")
         self.bucket = bucket
         self.region = region
         self.prefix = study_prefix(prefix, study_name)
+        self.endpoint_url = endpoint_url
+        self.public_base_url = public_base_url
         self.workers = workers
         if client is None:
             import boto3
             from botocore.config import Config
 
             session = boto3.session.Session(profile_name=profile, region_name=region)
-            client = session.client("s3", region_name=region, config=Config(
-                retries={"mode": "standard", "max_attempts": 10},
-                max_pool_connections=max(10, workers * 2)))
+            client = session.client("s3", region_name=region, endpoint_url=endpoint_url,
+                                    config=Config(
+                                        retries={"mode": "standard", "max_attempts": 10},
+                                        max_pool_connections=max(10, workers * 2),
+                                        s3={"addressing_style": "path"} if endpoint_url
+                                        else None))
         self.client = client
-        self.base_url = s3_base_url(bucket, region, self.prefix)
+        self.base_url = s3_public_url(bucket, region, self.prefix, endpoint_url=endpoint_url,
+                                      public_base_url=public_base_url)
 
     def describe(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"s3://{self.bucket}/{self.prefix}{where}"
+
+    @property
+    def checked_over_http(self) -> bool:
+        """True when browsers' access is checked by fetching an image (`check_served`)
+        rather than by reading AWS's bucket policy (`check_public_read`)."""
+        return bool(self.endpoint_url or self.public_base_url)
 
     def object_key(self, key: str) -> str:
         return self.prefix + key
@@ -274,7 +314,8 @@ class S3Store:
             conf = self.client.get_public_access_block(Bucket=self.bucket)[
                 "PublicAccessBlockConfiguration"]
         except Exception as exc:
-            if _s3_code(exc) == "NoSuchPublicAccessBlockConfiguration":
+            if _s3_code(exc) in ("NoSuchPublicAccessBlockConfiguration", "NotImplemented",
+                                 "XNotImplemented"):  # S3-compatible services without it
                 return []
             raise self._user_error("read Block Public Access", exc) from exc
         return [name for name in ("BlockPublicPolicy", "RestrictPublicBuckets") if conf.get(name)]
@@ -308,6 +349,29 @@ class S3Store:
         self._call("set the bucket policy", lambda: self.client.put_bucket_policy(
             Bucket=self.bucket, Policy=json.dumps(policy)))
         return policy
+
+
+def check_served(base_url: str, image: Image, timeout: float = 30) -> None:
+    """Raise a one-line CrowdkitError unless an anonymous GET of `image` at `base_url`
+    answers 200 with its bytes, as a worker's browser would ask for it."""
+    import urllib.error
+    import urllib.request
+
+    url = base_url + image.key
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        raise CrowdkitError(
+            f"browsers cannot load the images: {url} answers HTTP {exc.code}; allow public "
+            "read on the study's prefix, or check [storage] public_base_url "
+            "(docs/publishing.md)") from None
+    except OSError as exc:
+        raise CrowdkitError(f"browsers cannot load the images: {url}: {exc}; check [storage] "
+                            "public_base_url and endpoint_url (docs/publishing.md)") from None
+    if len(body) != image.bytes:
+        raise CrowdkitError(f"{url} serves {len(body)} bytes, not the {image.bytes} uploaded; "
+                            "does [storage] public_base_url point at this bucket's root?")
 
 
 def _s3_code(exc: BaseException) -> str:
@@ -363,15 +427,18 @@ class HttpLocalStore:
     """Hosts images in a separately running `crowdkit serve`, through its /files/ endpoint.
 
     HEAD /files/<key> answers 200 with the Content-Length when the file is there; PUT
-    /files/<key> stores the body. Content-hash keys make both safe to repeat.
+    /files/<key> stores the body. Content-hash keys make both safe to repeat. Pages load
+    the images from /files/ too, or from `public_base_url` (the service behind a tunnel).
     """
 
-    def __init__(self, local_endpoint: str) -> None:
+    def __init__(self, local_endpoint: str, public_base_url: str | None = None) -> None:
         self.endpoint = local_endpoint.rstrip("/")
-        self.base_url = self.endpoint + "/files/"
+        self.upload_url = self.endpoint + "/files/"
+        self.base_url = (public_base_url.rstrip("/") + "/" if public_base_url
+                         else self.upload_url)
 
     def describe(self) -> str:
-        return self.base_url
+        return self.upload_url
 
     def upload(self, images: list[Image], progress: Callable[[int], None] | None = None,
                ) -> UploadResult:
@@ -380,7 +447,7 @@ class HttpLocalStore:
 
         result = UploadResult()
         for image in images:
-            url = self.base_url + image.key
+            url = self.upload_url + image.key
             try:
                 with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
                                             timeout=30) as response:
@@ -408,6 +475,44 @@ class HttpLocalStore:
             if progress:
                 progress(1)
         return result
+
+
+# ----------------------------------------------------------------------------------------
+# The study's choice: [storage]
+# ----------------------------------------------------------------------------------------
+
+
+def image_base_url(config: StudyConfig, study_name: str, target: str) -> str:
+    """Where the worker's page loads images from for `target`, without touching the network."""
+    storage = config.storage
+    local_files = config.mturk.local_endpoint.rstrip("/") + "/files/"
+    if storage.backend_for(target) == "local":
+        return storage.public_base_url + "/" if storage.public_base_url else local_files
+    if not storage.bucket:  # a dry run before a bucket is chosen
+        return local_files
+    return s3_public_url(storage.bucket, storage.region,
+                         study_prefix(storage.prefix, study_name),
+                         endpoint_url=storage.endpoint_url,
+                         public_base_url=storage.public_base_url)
+
+
+def open_store(study: Study, target: str) -> Store:
+    """The store [storage] chooses for `target`: S3 (or an S3-compatible service) or the
+    local service's files. Nothing is contacted until the first upload."""
+    storage, where = study.config.storage, f"{study.toml_path}: [storage]"
+    if storage.backend_for(target) == "local":
+        if target == "live" and not storage.public_base_url:
+            raise ConfigError(
+                f"{where} backend: \"local\" hosts the images on this machine, which live "
+                "workers cannot reach; use backend = \"s3\", or set public_base_url to where "
+                "the local service is reachable from the internet")
+        return HttpLocalStore(study.config.mturk.local_endpoint, storage.public_base_url)
+    if not storage.bucket:
+        raise ConfigError(f"{where} bucket: publishing to {target} with backend \"s3\" needs "
+                          "a bucket for the images (see docs/publishing.md)")
+    return S3Store(storage.bucket, prefix=storage.prefix, study_name=study.name,
+                   region=storage.region, profile=study.config.mturk.profile,
+                   endpoint_url=storage.endpoint_url, public_base_url=storage.public_base_url)
 
 
 # ----------------------------------------------------------------------------------------
