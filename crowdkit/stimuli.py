@@ -39,10 +39,14 @@ def render_study_stimuli(
     told of each stretch of work (see crowdkit.progress); `on_plan` is told what will be
     done, with a measured time estimate unless `estimate` is False, before it starts.
     `ray` shards the work over a Ray cluster ("local", an address; default [compute] ray).
-    Ctrl-C raises `stimgen.job.StimuliInterrupted` (what was kept). Nothing is printed; the
-    CLI prints the plan, `result.summary_lines()` and `result.warnings`.
+    Ctrl-C raises `stimgen.job.StimuliInterrupted` (what was kept). Afterwards every unit's
+    stimuli are put on one page, stimuli/gallery.html (`result.gallery`). Nothing is
+    printed; the CLI prints the plan, `result.summary_lines()` and `result.warnings`.
     """
+    from crowdkit.analysis.gallery import write_gallery
     from stimgen.pipeline import render_stimuli
 
-    return render_stimuli(stimuli_job(study, ray), device=device, progress=progress,
-                          on_plan=on_plan, estimate=estimate)
+    result = render_stimuli(stimuli_job(study, ray), device=device, progress=progress,
+                            on_plan=on_plan, estimate=estimate)
+    result.gallery = write_gallery(result.manifest_path)
+    return result

@@ -140,6 +140,7 @@ class StimuliResult:
     synthetic_reused: int = 0
     contact_sheets: list[Path] = field(default_factory=list)
     skipped_examples: list[str] = field(default_factory=list)
+    gallery: Path | None = None  # every unit's stimuli on one page (crowdkit writes it)
 
     @property
     def warnings(self) -> list[str]:
@@ -171,4 +172,7 @@ class StimuliResult:
         if self.contact_sheets:
             lines.append(f"contact sheets: {self.contact_sheets[0].parent}/ "
                          f"({len(self.contact_sheets)} PNGs)")
+        if self.gallery is not None:
+            lines.append(f"gallery: {self.gallery} (every unit's stimuli on one page: look "
+                         "at it before publishing)")
         return lines

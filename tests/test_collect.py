@@ -156,7 +156,8 @@ def test_tidy_trials_have_the_design_columns_and_correctness_from_the_key(
 
 def test_tidy_file_round_trips(study: Study, turk: FakeMTurk) -> None:
     result = run(study, turk)
-    assert sorted(p.name for p in result.written) == ["participants.csv", "trials.csv",
+    assert sorted(p.name for p in result.written) == ["codebook.json", "codebook.md",
+                                                      "participants.csv", "trials.csv",
                                                       "trials.parquet"]
     from_parquet = pd.read_parquet(local_data(study) / "trials.parquet")
     from_csv = analysis.load_trials(local_data(study) / "trials.csv")
@@ -165,7 +166,9 @@ def test_tidy_file_round_trips(study: Study, turk: FakeMTurk) -> None:
         # an empty cell (repeat_of of a trial that repeats nothing) is "" on both sides
         left = from_parquet[column].astype(object).where(from_parquet[column].notna(),
                                                          "").tolist()
-        right = from_csv[column].astype(object).fillna("").tolist()
+        # analysis names InceptionV1's layers as the paper does; the module stays in `module`
+        read = "module" if column == "layer" and "module" in from_csv else column
+        right = from_csv[read].astype(object).fillna("").tolist()
         if column in ("correct", "excluded"):
             right = [bool(v) for v in right]
         if column == "rt_ms":
@@ -317,7 +320,7 @@ def test_auto_approval_deadlines_are_warned_about(study: Study) -> None:
     fake.add("HIT0001", "AW2", payload(keys["t0001"]),
              auto_approval=datetime.now(UTC) + timedelta(days=3))
     lines = collect(study, mturk(study, fake)).warnings
-    assert len(lines) == 1 and "1 submitted assignments will be approved" in lines[0]
+    assert len(lines) == 1 and "1 submitted assignment will be approved" in lines[0]
     with Ledger.open(study.db_path) as ledger:
         assert auto_approval_warnings(ledger, within_hours=100) != []
         assert auto_approval_warnings(ledger, within_hours=1) == []
@@ -327,5 +330,6 @@ def test_collect_once_reports_what_it_wrote(study: Study, turk: FakeMTurk) -> No
     with Ledger.open(study.db_path, write=True) as ledger:
         result = collect_once(study, ledger, mturk(study, turk))
     assert {p.name for p in result.written} == {"trials.csv", "trials.parquet",
-                                                "participants.csv"}
+                                                "participants.csv", "codebook.md",
+                                                "codebook.json"}
     assert "6 assignments (6 new" in result.summary()

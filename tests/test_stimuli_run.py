@@ -99,14 +99,14 @@ def test_a_batch_jobs_log_gets_plain_progress_lines_and_the_warnings(tmp_path):
 def test_logged_progress_says_done_total_and_time_left(caplog):
     now = [0.0]
     progress = Logged(logging.getLogger("test.progress"), every_s=10, clock=lambda: now[0])
-    with caplog.at_level(logging.INFO, logger="test.progress"):
-        with progress("rendering", total=100) as advance:
-            now[0] = 5.0
-            advance(10)  # within ten seconds of the first line: not logged
-            now[0] = 20.0
-            advance(30)
-            now[0] = 50.0
-            advance(60)
+    with (caplog.at_level(logging.INFO, logger="test.progress"),
+          progress("rendering", total=100) as advance):
+        now[0] = 5.0
+        advance(10)  # within ten seconds of the first line: not logged
+        now[0] = 20.0
+        advance(30)
+        now[0] = 50.0
+        advance(60)
     assert [r.getMessage() for r in caplog.records] == [
         "rendering: 0/100", "rendering: 40/100, 0:30 left", "rendering: 100/100, done in 0:50"]
 

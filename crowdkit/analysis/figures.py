@@ -19,13 +19,17 @@ import pandas as pd
 
 from crowdkit import sources
 from crowdkit.analysis.result import Analysis, summary_parts
-from crowdkit.analysis.stats import ALL, OUTCOMES
+from crowdkit.analysis.stats import ALL, FEW_PARTICIPANTS, OUTCOMES
 
 if TYPE_CHECKING:  # matplotlib itself is imported only when a figure is drawn
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 CHANCE = 0.5
+# Said under every accuracy figure: what is drawn differs from the tables in these ways.
+CLIPPED = ("Intervals are the paper's ± 1.96 × SEM, drawn clipped to [0, 1] where they run "
+           "past it (the tables give them unclipped).")
+FEW = f"Hollow: fewer than {FEW_PARTICIPANTS} participants, an unreliable interval."
 EXTRA_COLORS = ("#519e3e", "#c53a32", "#8d69b8", "#84584e", "#d57dbe", "#bcbc45", "#58bbcc")
 
 
@@ -89,17 +93,34 @@ def _accuracy_axis(axis: Axes) -> None:
 
 
 def _error(table: pd.DataFrame, measure: str) -> np.ndarray:
-    """Error bar lengths below and above `measure` from its 95 % CI columns (0 when absent)."""
+    """Error bar lengths below and above `measure` from its 95 % CI columns (0 when absent).
+
+    A proportion's interval is drawn within [0, 1]: mean ± 1.96 × SEM can run past the
+    ends, which no proportion can (the reported numbers stay unclipped in the tables)."""
     prefix = "" if measure == "accuracy" else f"{measure}_"
-    below = (table[measure] - table[f"{prefix}ci95_low"]).fillna(0).to_numpy(dtype=float)
-    above = (table[f"{prefix}ci95_high"] - table[measure]).fillna(0).to_numpy(dtype=float)
+    low, high = table[f"{prefix}ci95_low"], table[f"{prefix}ci95_high"]
+    if measure == "accuracy":
+        low, high = low.clip(lower=0.0), high.clip(upper=1.0)
+    below = (table[measure] - low).fillna(0).clip(lower=0).to_numpy(dtype=float)
+    above = (high - table[measure]).fillna(0).clip(lower=0).to_numpy(dtype=float)
     return np.vstack([below, above])
+
+
+def _few(rows: pd.DataFrame) -> list[bool]:
+    """Which rows rest on too few participants to trust their interval."""
+    return [not pd.isna(n) and int(n) < FEW_PARTICIPANTS for n in rows["n_participants"]]
 
 
 def _bars(axis: Axes, x: np.ndarray, rows: pd.DataFrame, measure: str, *, capsize: float,
           **style: Any) -> None:
-    """Bars of `measure` with their 95 % CIs as error bars; a missing value draws nothing."""
-    axis.bar(x, rows[measure].fillna(0), **style)
+    """Bars of `measure` with their 95 % CIs as error bars; a missing value draws nothing.
+    Bars from fewer than FEW_PARTICIPANTS participants are hollow (white, edged)."""
+    bars = axis.bar(x, rows[measure].fillna(0), **style)
+    for bar, few in zip(bars, _few(rows), strict=True):
+        if few:
+            bar.set_edgecolor(bar.get_facecolor())
+            bar.set_facecolor("white")
+            bar.set_linewidth(1.5)
     axis.errorbar(
         x, rows[measure], yerr=_error(rows, measure), fmt="none", ecolor="black",
         capsize=capsize, linewidth=1,
@@ -127,9 +148,11 @@ def _grouped_bars(
     return drawn
 
 
-def figure_accuracy_by_condition(analysis: Analysis, out_dir: Path) -> FigureFile:
+def figure_accuracy_by_condition(analysis: Analysis, out_dir: Path) -> FigureFile | None:
     """The paper's Figure 1B: bars of accuracy per condition, CIs, participants, chance."""
     rows = summary_parts(analysis)[0]
+    if rows.empty:  # everyone excluded: nothing to draw
+        return None
     conditions = list(rows["condition"])
     figure, (axis,) = _new_figure(1.2 + 1.1 * len(conditions), 3.6)
     positions = np.arange(len(conditions))
@@ -150,7 +173,8 @@ def figure_accuracy_by_condition(analysis: Analysis, out_dir: Path) -> FigureFil
         [f"{c}\n(n={n})" for c, n in zip(conditions, rows["n_participants"], strict=True)],
     )
     _accuracy_axis(axis)
-    caption = _caption(rows) + " Dots: participants; error bars: 95 % CI (1.96 × SEM)."
+    caption = (_caption(rows) + " Dots: participants; error bars: 95 % CI (1.96 × SEM). "
+               + CLIPPED + _few_note(rows))
     return _save(figure, out_dir, "accuracy_by_condition", "Accuracy per condition", caption)
 
 
@@ -168,17 +192,21 @@ def figure_accuracy_by_layer(analysis: Analysis, out_dir: Path) -> FigureFile | 
         rows = table[table["condition"] == condition]
         x = np.array([positions[layer] for layer in rows["layer"]], dtype=float)
         x += (number - (len(conditions) - 1) / 2) * offset_step
+        color = condition_color(condition, conditions)
         axis.errorbar(
             x,
             rows["accuracy"],
             yerr=_error(rows, "accuracy"),
-            marker="o",
-            markersize=4,
+            marker="none",
             capsize=3,
             linewidth=1.2,
             label=condition,
-            color=condition_color(condition, conditions),
+            color=color,
         )
+        few = np.array(_few(rows), dtype=bool)
+        axis.scatter(x[~few], rows["accuracy"][~few], s=18, color=color, zorder=3)
+        axis.scatter(x[few], rows["accuracy"][few], s=18, facecolors="white",
+                     edgecolors=color, linewidths=1.2, zorder=3)
     labels = [str(layer) for layer in layers]
     slanted = len(layers) > 6 or max(len(label) for label in labels) > 10
     axis.set_xticks(range(len(layers)), labels, rotation=30 if slanted else 0,
@@ -186,7 +214,7 @@ def figure_accuracy_by_layer(analysis: Analysis, out_dir: Path) -> FigureFile | 
     axis.set_xlabel("layer")
     _accuracy_axis(axis)
     axis.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.08, 1.0))
-    caption = _caption(table) + " Error bars: 95 % CI."
+    caption = _caption(table) + " Error bars: 95 % CI. " + CLIPPED + _few_note(table)
     return _save(figure, out_dir, "accuracy_by_layer", "Accuracy per layer", caption)
 
 
@@ -209,7 +237,8 @@ def figure_accuracy_by_expert_level(analysis: Analysis, out_dir: Path) -> Figure
         title="expert level", frameon=False, fontsize=8, title_fontsize=8, loc="upper left",
         bbox_to_anchor=(1.02, 1.0),
     )
-    caption = _caption(table) + " Shades: expert levels; error bars: 95 % CI."
+    caption = (_caption(table) + " Shades: expert levels; error bars: 95 % CI. " + CLIPPED
+               + _few_note(table))
     return _save(figure, out_dir, "accuracy_by_expert_level", "Accuracy per expert level", caption)
 
 
@@ -234,6 +263,7 @@ def figure_rt_confidence(analysis: Analysis, out_dir: Path) -> FigureFile | None
     caption = (
         _caption(table[table["outcome"] == ALL])
         + " Shades: all, correct and incorrect trials; error bars: 95 % CI."
+        + _few_note(table)
     )
     return _save(figure, out_dir, "rt_confidence", "Reaction time and confidence", caption)
 
@@ -256,6 +286,10 @@ def _caption(table: pd.DataFrame) -> str:
             f"{label}: {int(row['n_participants'])} participants, {int(row['n_trials'])} trials"
         )
     return "; ".join(parts) + "."
+
+
+def _few_note(rows: pd.DataFrame) -> str:
+    return " " + FEW if any(_few(rows)) else ""
 
 
 def _range(values: pd.Series) -> str:
@@ -293,7 +327,7 @@ def figure_ratings(analysis: Analysis, out_dir: Path) -> FigureFile | None:
     counts = ", ".join(f"{t}: {int(rows[rows['rating_time'] == t]['n_participants'].max())}"
                        for t in times)
     caption = (f"Participants ({counts}); \"all\": each participant's ratings of every unit "
-               "averaged first. Error bars: 95 % CI (1.96 × SEM).")
+               "averaged first. Error bars: 95 % CI (1.96 × SEM)." + _few_note(rows))
     return _save(figure, out_dir, "ratings", "Intuitiveness ratings", caption)
 
 

@@ -8,6 +8,7 @@ types, so every statistic downstream can trust its input and never re-parses a c
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from crowdkit.errors import ConfigError, CrowdkitError
 REQUIRED_COLUMNS = ("participant_id", "condition", "phase", "correct")
 # Phases whose trials have no right answer: their `correct` is empty (a rating, say).
 UNJUDGED_PHASES = frozenset({"rating"})
+# lucent's InceptionV1 modules as the paper names them: "mixed4a_3x3_pre_relu_conv" is
+# layer 4a, branch 3x3 (the pool branch's module is "..._pool_reduce_...").
+_MIXED_MODULE = re.compile(
+    r"^mixed(?P<layer>[345][a-e])(?:_(?P<branch>1x1|3x3|5x5|pool)(?:_reduce)?_pre_relu_conv)?$")
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
 
@@ -103,6 +108,31 @@ def normalize_trials(frame: pd.DataFrame, name: str = "trials") -> pd.DataFrame:
                 trials[column] = pd.to_numeric(trials[column])
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"{name}: column {column!r} holds non-numbers: {exc}") from exc
+    return paper_layers(trials)
+
+
+def paper_layers(trials: pd.DataFrame) -> pd.DataFrame:
+    """`layer` in the paper's names (3a ... 5b) and `branch` (1x1, 3x3, 5x5, pool) where
+    the layer is one of InceptionV1's mixed layers; the module name moves to `module`.
+
+    The tidy files keep lucent's module names (docs/data.md); tables, figures and `--by`
+    speak the paper's language. When some layer is not one of InceptionV1's mixed layers
+    (another model), every layer keeps its own name.
+    """
+    if "layer" not in trials.columns or "module" in trials.columns:
+        return trials
+    modules = trials["layer"].astype("object")
+    found = {m: _MIXED_MODULE.match(str(m)) for m in modules.dropna().unique()}
+    matches = {m: match for m, match in found.items() if match is not None}
+    if not found or len(matches) < len(found):  # other models' layers: their own names
+        return trials
+    layers = {m: match["layer"] for m, match in matches.items()}
+    branches = {m: match["branch"] or pd.NA for m, match in matches.items()}
+    trials = trials.copy()
+    trials["module"] = modules
+    trials["layer"] = modules.map(layers)
+    if "branch" not in trials.columns:
+        trials["branch"] = modules.map(branches)
     return trials
 
 

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from crowdkit.analysis.figures import FIGURES, FigureFile
 from crowdkit.analysis.result import Analysis
-from crowdkit.analysis.tables import LABEL_COLUMNS, format_accuracy, reasons_text, text_tables
+from crowdkit.analysis.tables import (
+    LABEL_COLUMNS,
+    footnotes,
+    format_accuracy,
+    reasons_text,
+    text_tables,
+)
 from crowdkit.errors import CrowdkitError
 from crowdkit.files import write_atomically
 from crowdkit.progress import Progress, silent
@@ -73,6 +79,9 @@ def render_report(analysis: Analysis, figures: Sequence[FigureFile]) -> str:
     return environment.from_string(template_text).render(
         analysis=analysis,
         reasons=reasons_text(analysis.participants),
+        facts=analysis.facts.lines(),
+        notes=analysis.notes,
+        footnotes=footnotes(analysis),
         tables=tables,
         figures=[
             {

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crowdkit.analysis.facts import StudyFacts, study_facts
 from crowdkit.analysis.load import load_trials, parse_by, trials_file
 from crowdkit.analysis.ratings import (
     RATING_COLUMNS,
@@ -31,6 +32,7 @@ from crowdkit.analysis.stats import (
     accuracy_table,
     catch_accuracy,
     compare_conditions,
+    everyone_excluded,
     infer_design,
     main_trials,
     participant_accuracy,
@@ -56,6 +58,8 @@ class Analysis:
     comparisons: pd.DataFrame
     by_layer: pd.DataFrame | None
     participant_accuracy: pd.DataFrame
+    facts: StudyFacts = field(default_factory=StudyFacts)  # what the data are
+    notes: list[str] = field(default_factory=list)  # what a reader must know first
     # the lab design's statistics (crowdkit.analysis.ratings): empty without such trials
     ratings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RATING_COLUMNS))
     rating_comparisons: pd.DataFrame = field(
@@ -70,6 +74,8 @@ class Analysis:
             "design": self.design,
             "by": list(self.by),
             "participants": self.participants,
+            "facts": self.facts.to_json(),
+            "notes": list(self.notes),
             "summary": records(self.summary),
             "catch": records(self.catch),
             "rt_confidence": records(self.rt_confidence),
@@ -81,11 +87,17 @@ class Analysis:
         }
 
 
-def analyze(trials: pd.DataFrame, by: Iterable[str] | None = (), source: str = "") -> Analysis:
-    """Run every statistic on a normalised trials table (see `load_trials`)."""
+def analyze(trials: pd.DataFrame, by: Iterable[str] | None = (), source: str = "",
+            facts: StudyFacts | None = None) -> Analysis:
+    """Run every statistic on a normalised trials table (see `load_trials`).
+
+    When the exclusion rules left out every participant the tables are empty and `notes`
+    names the rules, so the report still says who took part and why nobody counts.
+    """
     by = parse_by(by)
     summary = summarize(trials, by)
     main = main_trials(trials)
+    facts = facts or study_facts(trials)
     return Analysis(
         source=source,
         by=by,
@@ -97,10 +109,28 @@ def analyze(trials: pd.DataFrame, by: Iterable[str] | None = (), source: str = "
         comparisons=compare_conditions(trials, by),
         by_layer=accuracy_table(main, ["condition", "layer"]) if "layer" in main else None,
         participant_accuracy=sort_rows(participant_accuracy(main, ["condition"]), ["condition"]),
+        facts=facts,
+        notes=_notes(trials, facts),
         ratings=rating_summary(trials),
         rating_comparisons=compare_rating_times(trials),
         repeated=repeat_agreement(trials),
     )
+
+
+def _notes(trials: pd.DataFrame, facts: StudyFacts) -> list[str]:
+    """Everyone excluded, random weights, the local target: said before any number."""
+    notes = []
+    if everyone_excluded(trials):
+        counts = participant_counts(trials)
+        rules = ", ".join(f"{rule}: {n}" for rule, n in counts["exclusion_reasons"].items())
+        notes.append(f"every participant is excluded ({counts['excluded']}; by rule: "
+                     f"{rules or 'no reason recorded'}): there is no accuracy to report; "
+                     "the report lists who was left out and why")
+    if facts.invalid:
+        notes.append(f"{facts.invalid} of collect's {facts.excluded_assignments} excluded "
+                     "assignments are invalid answers, which have no trial rows: collect counts "
+                     "them, these tables cannot")
+    return notes + facts.warnings()
 
 
 def analyze_file(source: Path | str, by: Iterable[str] | None = (),
@@ -113,8 +143,11 @@ def analyze_file(source: Path | str, by: Iterable[str] | None = (),
     if Path(source).is_dir():
         target = target or study_target(Path(source))
     path = trials_file(source, target)
-    trials, _ = select_target(load_trials(path), target, str(path))
-    return analyze(trials, by=by, source=str(path))
+    trials, note = select_target(load_trials(path), target, str(path))
+    analysis = analyze(trials, by=by, source=str(path), facts=study_facts(trials, path))
+    if note:
+        analysis.notes.insert(0, note)
+    return analysis
 
 
 def records(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -27,6 +27,8 @@ from crowdkit.errors import CrowdkitError
 MAIN, CATCH = "main", "catch"
 ALL = "all"
 Z95 = 1.96
+# Below this many participants an interval says little: tables and figures mark such rows.
+FEW_PARTICIPANTS = 5
 EXPERT_LEVELS = ("expert", "lay", "unknown")
 OUTCOMES = ("all", "correct", "incorrect")
 ACCURACY_COLUMNS = ["n_participants", "n_trials", "accuracy", "ci95_low", "ci95_high"]
@@ -425,14 +427,16 @@ def _check_columns(trials: pd.DataFrame, columns: Sequence[str], option: str) ->
         )
 
 
-def _check_has_main_trials(trials: pd.DataFrame, main: pd.DataFrame) -> None:
-    if not main.empty or (trials["phase"] == "rating").any():
-        return
+def everyone_excluded(trials: pd.DataFrame) -> bool:
+    """True when the exclusion rules left out every participant: there is data, and who
+    was left out and why is worth a report, but no accuracy to compute."""
     counts = participant_counts(trials)
-    if counts["included"] == 0 and counts["excluded"]:
-        raise CrowdkitError(
-            f"all {counts['excluded']} participants are excluded; there is nothing to analyse"
-        )
+    return counts["included"] == 0 and counts["excluded"] > 0
+
+
+def _check_has_main_trials(trials: pd.DataFrame, main: pd.DataFrame) -> None:
+    if not main.empty or everyone_excluded(trials) or (trials["phase"] == "rating").any():
+        return
     phases = ", ".join(sorted(trials["phase"].unique())) or "none"
     raise CrowdkitError(f"no main trials to analyse (phase == 'main'); phases found: {phases}")
 

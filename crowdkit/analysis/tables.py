@@ -15,16 +15,29 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from crowdkit.analysis.result import Analysis, summary_parts
-from crowdkit.analysis.stats import ACCURACY_COLUMNS, ParticipantCounts
+from crowdkit.analysis.stats import ACCURACY_COLUMNS, FEW_PARTICIPANTS, ParticipantCounts
 from crowdkit.units import plural
 
 if TYPE_CHECKING:
     from rich.console import Group
     from rich.table import Table
 
-LABEL_COLUMNS = frozenset({"condition", "expert_level", "outcome", "versus", "tests",
-                           "measure", "rating_time", "unit"})
+LABEL_COLUMNS = frozenset({"condition", "expert_level", "outcome", "versus", "tests", "layer",
+                           "branch", "measure", "rating_time", "unit"})
 """Columns that name a row rather than hold a number: left-aligned everywhere."""
+FEW_MARK = "†"
+FEW_NOTE = (f"{FEW_MARK} fewer than {FEW_PARTICIPANTS} participants: the interval (and the "
+            "mean) say little")
+
+
+def footnotes(analysis: Analysis) -> list[str]:
+    """The notes under the tables: the few-participants mark, when some row has it."""
+    tables = [analysis.summary, analysis.catch]
+    if analysis.by_layer is not None:
+        tables.append(analysis.by_layer)
+    few = any((t["n_participants"] < FEW_PARTICIPANTS).any() for t in tables
+              if not t.empty and "n_participants" in t)
+    return [FEW_NOTE] if few else []
 
 
 def headline(analysis: Analysis) -> str:
@@ -70,8 +83,10 @@ def terminal_output(analysis: Analysis, report: Path | None = None) -> Group:
     from rich.console import Group
     from rich.markup import escape
 
-    footer = [f"report: {escape(str(report))}"] if report else []
-    return Group(headline(analysis), *rich_tables(analysis), *footer)
+    facts = [f"[dim]{escape(line)}[/dim]" for line in analysis.facts.lines()]
+    footer = [escape(note) for note in footnotes(analysis)]
+    footer += [f"report: {escape(str(report))}"] if report else []
+    return Group(headline(analysis), *facts, *rich_tables(analysis), *footer)
 
 
 def plain_headline(analysis: Analysis) -> str:
@@ -84,10 +99,12 @@ def plain_headline(analysis: Analysis) -> str:
 
 def terminal_text(analysis: Analysis, report: Path | None = None) -> str:
     """What `terminal_output` shows, as plain text for a log (the demo logs it)."""
-    parts = [plain_headline(analysis)]
+    parts = ["\n".join([plain_headline(analysis), *analysis.facts.lines(),
+                         *(f"note: {note}" for note in analysis.notes)])]
     for title, table in text_tables(analysis):
         if not table.empty:
             parts.append(f"{title}\n{table.to_string(index=False)}")
+    parts += footnotes(analysis)
     if report:
         parts.append(f"report: {report}")
     return "\n\n".join(parts)
@@ -135,7 +152,6 @@ def text_tables(analysis: Analysis) -> list[tuple[str, pd.DataFrame]]:
     ]
 
 
-
 def _number(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -156,7 +172,8 @@ def format_accuracy(table: pd.DataFrame) -> pd.DataFrame:
             **{column: str(row[column]) for column in labels},
             "participants": int(row["n_participants"]),
             "trials": int(row["n_trials"]),
-            "accuracy": _number(row["accuracy"]),
+            "accuracy": _number(row["accuracy"])
+            + (FEW_MARK if row["n_participants"] < FEW_PARTICIPANTS else ""),
             "95 % CI": _interval(row["ci95_low"], row["ci95_high"]),
         }
         for _, row in table.iterrows()

@@ -309,6 +309,7 @@ def analyze(
         out = out or study.report_dir
         target = target or study.config.mturk.target
     result = analysis.analyze_file(source, by, target=target)
+    render.warnings(result.notes)
     report = None
     if out:
         report = analysis.write_report(result, out,

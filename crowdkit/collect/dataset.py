@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crowdkit.answers import ParsedAnswer, parse_answer
+from crowdkit.collect.codebook import codebook, codebook_json, codebook_markdown
 from crowdkit.files import write_atomically
 from crowdkit.ledger import Ledger
 from crowdkit.quality import (
@@ -86,6 +87,13 @@ class Dataset:
                 if column not in KEY_COLUMNS:
                     extra.setdefault(column, dtype)
         return {**KEY_COLUMNS, **extra, **PARTICIPANT_TRIAL_COLUMNS}
+
+    def column_docs(self) -> dict[str, str]:
+        """What the trial types say their own columns mean (for the codebook)."""
+        docs: dict[str, str] = {}
+        for name in sorted({t.type for r in self.records for t in r.key.trials}):
+            docs.update(getattr(registry.get(name), "column_docs", {}))
+        return docs
 
     def trials_frame(self) -> pd.DataFrame:
         import pandas as pd
@@ -186,18 +194,22 @@ def record_parse_results(ledger: Ledger, dataset: Dataset,
 
 
 def write_exports(dataset: Dataset, data_dir: Path) -> list[Path]:
-    """Write trials.parquet, trials.csv and participants.csv; return the files that changed.
+    """Write trials.parquet, trials.csv, participants.csv and the codebook that explains
+    their columns (codebook.md, codebook.json); return the files that changed.
 
     Each file is written atomically (crowdkit.files), so a reader never sees half a file,
     and left alone when its content would not change (the Parquet file follows trials.csv).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     trials = dataset.trials_frame()
+    participants = dataset.participants_frame()
     trials_csv = spreadsheet_safe(trials).to_csv(index=False, lineterminator="\n")
-    participants_csv = spreadsheet_safe(dataset.participants_frame()).to_csv(
-        index=False, lineterminator="\n")
+    participants_csv = spreadsheet_safe(participants).to_csv(index=False, lineterminator="\n")
+    book = codebook(trials, participants, dataset.column_docs())
     changed = []
-    for name, text in (("trials.csv", trials_csv), ("participants.csv", participants_csv)):
+    for name, text in (("trials.csv", trials_csv), ("participants.csv", participants_csv),
+                       ("codebook.md", codebook_markdown(book)),
+                       ("codebook.json", codebook_json(book))):
         if _write_if_changed(data_dir / name, text.encode("utf-8")):
             changed.append(data_dir / name)
     parquet = data_dir / "trials.parquet"
