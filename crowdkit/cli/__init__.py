@@ -202,6 +202,12 @@ def status(
     directory: StudyDir = Path("."),
     target: TargetOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Serve a live view on 127.0.0.1 that refreshes itself (Ctrl-C stops).")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port of the live view (0: any free port).")] = 8767,
+    refresh: Annotated[float, typer.Option(
+        help="Seconds between the live view's refreshes.", min=1)] = 10,
 ) -> None:
     """Assignments, money spent and committed, and time left, per HIT and in total."""
     import json
@@ -209,6 +215,9 @@ def status(
     from crowdkit.status import status_lines, status_table, study_status
 
     study = _study(directory)
+    if serve:
+        _serve_dashboard(study, _platform(study, target), port, refresh)
+        return
     result = study_status(study, _platform(study, target))
     if as_json:
         render.echo(json.dumps(result.to_json()))
@@ -217,6 +226,15 @@ def status(
     if table is not None:
         render.show(table)
     render.lines(status_lines(result))
+
+
+def _serve_dashboard(study: Study, platform: Platform, port: int, refresh: float) -> None:
+    from crowdkit.dashboard import serve_dashboard
+
+    with serve_dashboard(study, platform, port=port, refresh_s=refresh) as dashboard:
+        render.echo(f"live view of {study.name} ({platform.target}) at {dashboard.url} "
+                    f"(refreshes every {refresh:g} s; Ctrl-C stops)")
+        dashboard.wait()
 
 
 @app.command()
