@@ -552,5 +552,8 @@ def main() -> None:
             typer.echo(f"error: {line}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        # every command records what it finished (ledger, files, caches) and a re-run
+        # continues from there (docs/architecture.md, "Nothing lost")
+        typer.echo("interrupted; what was finished is kept: run the same command again to "
+                   "continue where it stopped", err=True)
         sys.exit(130)
