@@ -29,6 +29,7 @@ from typing import Any
 from crowdkit.collect.dataset import build_dataset
 from crowdkit.ledger import Ledger
 from crowdkit.platforms.base import Platform
+from crowdkit.progress import format_clock
 from crowdkit.status import format_duration_left, study_status
 from crowdkit.study import Study
 from crowdkit.units import money_str
@@ -77,11 +78,11 @@ def work_time(rows: list[Any], reward: Decimal) -> dict[str, Any]:
         if accepted is not None and submitted is not None and submitted >= accepted:
             minutes.append((submitted - accepted).total_seconds() / 60)
     if not minutes:
-        return {"median_minutes": None, "hourly_pay": None, "n": 0}
+        return {"median_minutes": None, "median": None, "hourly_pay": None, "n": 0}
     median = statistics.median(minutes)
     hourly = (reward * Decimal(60) / Decimal(str(max(median, 1 / 60))))
-    return {"median_minutes": round(median, 2), "hourly_pay": money_str(hourly),
-            "n": len(minutes)}
+    return {"median_minutes": round(median, 2), "median": format_clock(median * 60),
+            "hourly_pay": money_str(hourly), "n": len(minutes)}
 
 
 def _judged(dataset: Any) -> dict[str, Any]:  # a crowdkit.collect.dataset.Dataset
