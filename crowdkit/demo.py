@@ -1,9 +1,11 @@
 """`crowdkit demo`: the whole loop, offline, on a CPU, in a few minutes.
 
-Init -> sample images -> stimuli -> local MTurk in-process -> publish -> simulated
-participants -> collect -> review -> analyze. Every step is the same library call the
-individual commands make; the demo only wires them to an in-process local service. It says
-what it does step by step through the `crowdkit.demo` logger (the CLI shows those lines).
+Init -> sample images -> stimuli -> local MTurk in-process -> publish -> the machine
+observer (`crowdkit mis`) -> simulated participants answering with its probabilities ->
+collect -> review -> analyze (human against machine included). Every step is the same
+library call the individual commands make; the demo only wires them to an in-process local
+service. It says what it does step by step through the `crowdkit.demo` logger (the CLI shows
+those lines).
 """
 
 from __future__ import annotations
@@ -166,14 +168,21 @@ def _publish(study: Study, turk: LocalTurk, platform: Platform, result: DemoResu
 
 
 def _simulate(study: Study, turk: LocalTurk, participants: int, progress: Progress) -> None:
+    from crowdkit.observers.run import run_mis
     from crowdkit.simulate import SimulationSettings, simulate
 
     careless = 1 if participants >= 4 else 0
-    LOG.info("[6/8] %s take the HITs over HTTP (%d careless) ...",
+    LOG.info("[6/8] the machine observer answers the designed trials (`crowdkit mis`); %s "
+             "take the HITs over HTTP with its probabilities (%d careless) ...",
              plural(participants, "simulated participant"), careless)
+    scored = run_mis(study, progress=progress)
+    for note in scored.notes:
+        LOG.warning("note: %s", note)
+    _details_lines(scored.summary_lines())
     settings = SimulationSettings(participants=participants, careless=careless, fraudulent=0,
                                   seed=study.config.study.seed)
-    _details(simulate(study, settings, endpoint=turk.base_url, progress=progress).summary())
+    _details(simulate(study, settings, endpoint=turk.base_url, progress=progress,
+                      observer="mis").summary())
 
 
 def _collect_and_review(study: Study, platform: Platform) -> None:

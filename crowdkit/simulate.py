@@ -65,6 +65,10 @@ class SimulationSettings:
     seed: int = 0
     rt_median_ms: float = 4000.0
     rt_sigma: float = 0.5
+    # --observer mis: trial id -> the machine observer's p of the right choice, guessed on
+    # a share `lapse` of trials; unset trials keep `accuracy`
+    trial_p: dict[str, float] = field(default_factory=dict)
+    lapse: float = 0.04
 
     def kinds(self) -> list[str]:
         """One kind per participant: careless and fraudulent ones spread through the crowd."""
@@ -84,7 +88,8 @@ class SimulationSettings:
         accuracy.update(self.accuracy)
         return SimulatedParticipant(kind=kind, accuracy=accuracy,
                                     catch_accuracy=self.catch_accuracy,
-                                    rt_median_ms=self.rt_median_ms, rt_sigma=self.rt_sigma)
+                                    rt_median_ms=self.rt_median_ms, rt_sigma=self.rt_sigma,
+                                    trial_p=self.trial_p, lapse=self.lapse)
 
 
 @dataclass
@@ -204,6 +209,23 @@ def oracle(ledger: Ledger) -> dict[str, object]:
     return truth
 
 
+def machine_probabilities(study: Study, ledger: Ledger) -> dict[str, float]:
+    """Trial id -> the machine observer's probability of the right choice, from
+    data/machine_trials.parquet (`crowdkit mis`), for `simulate --observer mis`."""
+    import pandas as pd
+
+    path = study.data_dir / "machine_trials.parquet"
+    if not path.is_file():
+        raise CrowdkitError(f"{path}: no machine observer's answers; run `crowdkit mis "
+                            f"{study.root}` first")
+    rows = pd.read_parquet(path, columns=["task_id", "trial_index", "p_correct"])
+    p = {(str(t), int(i)): float(v) for t, i, v in
+         zip(rows["task_id"], rows["trial_index"], rows["p_correct"], strict=True)}
+    return {trial.trial_id: p[(task.key.task_id, trial.trial_index)]
+            for task in ledger.tasks() for trial in task.key.trials
+            if (task.key.task_id, trial.trial_index) in p}
+
+
 def worker_id(seed: int, index: int) -> str:
     return f"ASIM{seed % 10_000:04d}W{index:05d}"
 
@@ -242,11 +264,19 @@ def run_simulation(site: WorkerSite, study_hit_ids: set[str], truth: dict[str, o
 
 
 def simulate(study: Study, settings: SimulationSettings, endpoint: str | None = None,
-             progress: Progress = silent) -> SimulationResult:
-    """`crowdkit simulate`: the study's local HITs, answered by simulated workers."""
+             progress: Progress = silent, observer: str | None = None) -> SimulationResult:
+    """`crowdkit simulate`: the study's local HITs, answered by simulated workers.
+
+    `observer="mis"`: careful participants answer each trial with the machine observer's
+    probability of the right choice (`crowdkit mis` first), plus `settings.lapse` guesses,
+    so the data have the structure of real data: hard units hard, easy ones easy."""
+    if observer not in (None, "mis"):
+        raise CrowdkitError(f"--observer {observer!r}: the one machine observer is mis")
     with Ledger.open(study.db_path) as ledger:
         hit_ids = {h["hit_id"] for h in ledger.hits("local") if h["hit_id"]}
         truth = oracle(ledger)
+        if observer == "mis":
+            settings.trial_p = machine_probabilities(study, ledger)
     if not hit_ids:
         raise CrowdkitError(f"{study.db_path}: no local HITs; run `crowdkit publish "
                             f"{study.root} --target local` first")

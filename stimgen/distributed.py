@@ -161,6 +161,7 @@ def scan_sharded(
 
     ray = connect(address)
     plan = shards(len(folder), batch_size, n_shards or default_shards(ray))
+    units = list(units)
     results: dict[int, dict[str, Any]] = {}
     todo = []
     for shard in plan:
@@ -195,17 +196,29 @@ def scan_sharded(
     return out
 
 
+_MODELS: dict[ModelSpec, Any] = {}  # per worker process: each model is loaded once
+
+
+def worker_model(spec: ModelSpec) -> Any:
+    """The model `spec` names, loaded once per worker process (Ray reuses its workers)."""
+    import torch
+
+    from stimgen.models import load_model
+
+    if spec not in _MODELS:
+        _MODELS.clear()  # one model at a time: a worker's memory holds one
+        _MODELS[spec] = load_model(spec.name, spec.weights, seed=spec.seed,
+                                   device=torch.device(spec.device),
+                                   base_dir=Path(spec.base_dir))
+    return _MODELS[spec]
+
+
 def _scan_shard(shard: Shard, spec: ModelSpec, units: list[Any], folder: Any, k: int,
                 batch_size: int, checkpoint_dir: str, key: str) -> dict[str, Any]:
     """One shard, in a Ray worker: its top and bottom K as plain lists."""
-    import torch
-
     from stimgen.exemplars import scan_shard
-    from stimgen.models import load_model
 
-    device = torch.device(spec.device)
-    model = load_model(spec.name, spec.weights, seed=spec.seed, device=device,
-                       base_dir=Path(spec.base_dir))
+    model = worker_model(spec)
     checkpoint = Path(checkpoint_dir) / f"partial-{key}-shard{shard.index}.pt"
     extremes, n_skipped, skipped = scan_shard(
         model, units, folder, start=shard.start, stop=shard.stop, k=k, batch_size=batch_size,
@@ -228,13 +241,10 @@ def render_chunks(address: str, spec: ModelSpec, chunks: list[list[Any]], settin
 
 def _render_chunk(chunk: list[Any], spec: ModelSpec, settings: Any,
                   transform_seed: int) -> list[Any]:
-    import torch
-
     from stimgen.featurevis import render_targets
-    from stimgen.models import load_model, probe_layers
+    from stimgen.models import probe_layers
 
-    model = load_model(spec.name, spec.weights, seed=spec.seed,
-                       device=torch.device(spec.device), base_dir=Path(spec.base_dir))
+    model = worker_model(spec)
     order = {name: info.order for name, info in probe_layers(model, [t.layer for t in chunk])
              .items()}
     groups: list[Any] = []

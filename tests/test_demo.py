@@ -134,6 +134,14 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path,
     assert "<img" in result.report_html.read_text()
     assert {row["condition"] for row in result.summary} == {"natural", "synthetic"}
 
+    # the machine observer answered the same trials, and the report sets it beside people
+    machine = pd.read_parquet(directory / "data/machine_trials.parquet")
+    assert set(machine["participant_id"]) == {"machine:features:resnet18"}
+    assert set(machine["task_id"]) == set(trials["task_id"])
+    assert (directory / "data/mis.csv").is_file()
+    assert "the machine observer's similarity is a network with RANDOM weights" in text
+    assert 'id="figure-human_vs_machine"' in result.report_html.read_text()
+
     # a re-run continues: no new HIT, no answer lost or doubled
     again = run_demo(directory, small=True, participants=8, port=0)
     assert again.hits == result.hits

@@ -331,11 +331,48 @@ def figure_ratings(analysis: Analysis, out_dir: Path) -> FigureFile | None:
     return _save(figure, out_dir, "ratings", "Intuitiveness ratings", caption)
 
 
+def figure_human_vs_machine(analysis: Analysis, out_dir: Path) -> FigureFile | None:
+    """Each unit's human accuracy against its MIS, one colour per condition, the diagonal
+    and chance marked (when the machine observer has answered the same trials)."""
+    compared = analysis.human_vs_machine
+    if compared is None or compared.units.empty:
+        return None
+    units = compared.units
+    conditions = sources.order(list(dict.fromkeys(units["condition"])))
+    figure, (axis,) = _new_figure(4.6, 4.2)
+    for condition in conditions:
+        rows = units[units["condition"] == condition]
+        axis.scatter(rows["mis"], rows["human_accuracy"], s=28, alpha=0.85, label=condition,
+                     color=condition_color(condition, conditions), edgecolor="black",
+                     linewidth=0.4)
+    axis.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle=":", zorder=0)
+    axis.axhline(CHANCE, color="#bbbbbb", linewidth=0.8, zorder=0)
+    axis.axvline(CHANCE, color="#bbbbbb", linewidth=0.8, zorder=0)
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.02)
+    axis.set_xlabel(f"MIS ({compared.observer})")
+    axis.set_ylabel("human accuracy (share of trials right)")
+    axis.spines[["top", "right"]].set_visible(False)
+    axis.legend(frameon=False, fontsize=8)
+    corr = compared.correlations
+    pooled = corr[corr["condition"] == corr["condition"].iloc[-1]] if len(corr) else corr
+    said = ""
+    if len(pooled) and not pd.isna(pooled["pearson_r"].iloc[0]):
+        row = pooled.iloc[0]
+        said = (f" Over {int(row['n_units'])} units ({row['condition']}): Pearson r = "
+                f"{row['pearson_r']:.2f}, Spearman rho = {row['spearman_rho']:.2f}.")
+    caption = ("One point per unit and condition: people's accuracy on its main trials "
+               "against the machine observer's MIS on the same trials." + said
+               + (f" Note: {compared.note}." if compared.note else ""))
+    return _save(figure, out_dir, "human_vs_machine", "Human against machine", caption)
+
+
 FIGURES: tuple[Callable[[Analysis, Path], FigureFile | None], ...] = (
     figure_accuracy_by_condition,
     figure_accuracy_by_layer,
     figure_accuracy_by_expert_level,
     figure_rt_confidence,
     figure_ratings,
+    figure_human_vs_machine,
 )
 """Every figure of the report, in its order; each returns None when its columns are absent."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,13 @@ import pandas as pd
 
 from crowdkit.analysis.facts import StudyFacts, study_facts
 from crowdkit.analysis.load import load_trials, parse_by, trials_file
+from crowdkit.analysis.machine import (
+    HumanVsMachine,
+    human_vs_machine,
+    load_machine,
+    machine_file,
+)
+from crowdkit.analysis.power import CONDITION_COLUMNS, PAIR_COLUMNS, report_power
 from crowdkit.analysis.ratings import (
     RATING_COLUMNS,
     RATING_COMPARISON_COLUMNS,
@@ -65,7 +72,11 @@ class Analysis:
     rating_comparisons: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=RATING_COMPARISON_COLUMNS))
     repeated: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REPEAT_COLUMNS))
-
+    # the machine observer on the same trials (crowdkit.analysis.machine), when it has run
+    human_vs_machine: HumanVsMachine | None = None
+    # participants needed (crowdkit.analysis.power): per condition and per pair
+    power: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CONDITION_COLUMNS))
+    power_pairs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAIR_COLUMNS))
 
     def to_json(self, report: Path | None = None) -> dict[str, Any]:
         """A JSON-ready dict: NaN becomes null and numpy numbers become plain numbers."""
@@ -83,6 +94,8 @@ class Analysis:
             "ratings": records(self.ratings),
             "rating_comparisons": records(self.rating_comparisons),
             "repeated": records(self.repeated),
+            "human_vs_machine": _machine_json(self.human_vs_machine),
+            "power": {"conditions": records(self.power), "pairs": records(self.power_pairs)},
             "report": str(report) if report else None,
         }
 
@@ -144,10 +157,29 @@ def analyze_file(source: Path | str, by: Iterable[str] | None = (),
         target = target or study_target(Path(source))
     path = trials_file(source, target)
     trials, note = select_target(load_trials(path), target, str(path))
-    analysis = analyze(trials, by=by, source=str(path), facts=study_facts(trials, path))
+    analysis = with_machine(analyze(trials, by=by, source=str(path),
+                                    facts=study_facts(trials, path)), trials, path)
     if note:
         analysis.notes.insert(0, note)
     return analysis
+
+
+def with_machine(analysis: Analysis, trials: pd.DataFrame, path: Path) -> Analysis:
+    """The analysis with the machine observer's answers beside it (data/machine_trials.parquet
+    next to the trials file, where `crowdkit mis` wrote one) and the sample sizes."""
+    found = machine_file(path)
+    machine = load_machine(found) if found is not None else None
+    compared = (human_vs_machine(trials, machine, str(found))
+                if machine is not None else None)
+    power, pairs = report_power(trials, machine, paired=analysis.design == "within")
+    return replace(analysis, human_vs_machine=compared, power=power, power_pairs=pairs)
+
+
+def _machine_json(compared: HumanVsMachine | None) -> dict[str, Any] | None:
+    if compared is None:
+        return None
+    return {"observer": compared.observer, "source": compared.source, "note": compared.note,
+            "units": records(compared.units), "correlations": records(compared.correlations)}
 
 
 def records(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from crowdkit.analysis.machine import format_correlations, format_units
+from crowdkit.analysis.power import format_power
 from crowdkit.analysis.result import Analysis, summary_parts
 from crowdkit.analysis.stats import ACCURACY_COLUMNS, FEW_PARTICIPANTS, ParticipantCounts
 from crowdkit.units import plural
@@ -149,7 +151,24 @@ def text_tables(analysis: Analysis) -> list[tuple[str, pd.DataFrame]]:
          "effect size Cohen's d_z)", _format_rating_comparisons(analysis.rating_comparisons)),
         ("Repeated trials: agreement with the first answer (mean of participants' "
          "proportion, 95 % CI)", _format_repeated(analysis.repeated)),
+        *machine_tables(analysis),
     ]
+
+
+def machine_tables(analysis: Analysis) -> list[tuple[str, pd.DataFrame]]:
+    """Human against machine, and the participants a study needs."""
+    out = []
+    compared = analysis.human_vs_machine
+    if compared is not None:
+        out += [(f"Human against machine ({compared.observer}): accuracy per unit beside "
+                 "the MIS (trials)", format_units(compared.units)),
+                ("Human against machine: correlation over units (95 % CI, Fisher z)",
+                 format_correlations(compared.correlations))]
+    out += [("Participants needed per condition (95 % CI half-width)",
+             format_power(analysis.power)),
+            ("Participants needed to detect a difference (80 % power, alpha 0.05)",
+             format_power(analysis.power_pairs))]
+    return out
 
 
 def _number(value: float | None, digits: int = 3) -> str:

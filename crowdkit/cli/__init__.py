@@ -16,7 +16,7 @@ import typer
 from typer import _click as click
 from typer.core import TyperGroup
 
-from crowdkit.cli import render
+from crowdkit.cli import machine, render
 from crowdkit.errors import ConfigError, CrowdkitError, NotConfirmed
 from crowdkit.units import plural
 
@@ -506,6 +506,12 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed of the simulated crowd.")] = 0,
     endpoint: Annotated[str | None, typer.Option(
         help="The local service; default: [mturk] local_endpoint.")] = None,
+    observer: Annotated[str | None, typer.Option(
+        help="mis: answer each trial with the machine observer's probability of the right "
+             "choice (run `crowdkit mis` first) instead of --accuracy.")] = None,
+    lapse: Annotated[float, typer.Option(
+        help="With --observer: the share of trials a participant guesses.", min=0, max=1)
+    ] = 0.04,
     progress: ProgressOption = True,
 ) -> None:
     """Simulated participants answer the study's local HITs over HTTP."""
@@ -514,9 +520,9 @@ def simulate(
 
     settings = SimulationSettings(
         participants=participants, careless=careless, fraudulent=fraudulent, seed=seed,
-        catch_accuracy=catch_accuracy, accuracy=_accuracies(accuracy))
+        catch_accuracy=catch_accuracy, accuracy=_accuracies(accuracy), lapse=lapse)
     result = simulate_study(_study(directory), settings, endpoint=endpoint,
-                            progress=render.progress(progress))
+                            progress=render.progress(progress), observer=observer)
     render.echo(result.summary())
 
 
@@ -538,6 +544,10 @@ def demo(
     render.configure_logging()
     run_demo(directory, participants=participants, small=small, port=port, serve=serve,
              progress=render.progress(progress))
+
+
+app.command()(machine.mis)
+app.command()(machine.power)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -151,17 +151,26 @@ class Observation:
 
 @dataclass
 class SimulatedParticipant:
-    """How a simulated participant behaves: its kind and its chance of a right answer."""
+    """How a simulated participant behaves: its kind and its chance of a right answer.
+
+    `trial_p` gives some trials a chance of their own (trial id -> p: the machine observer's
+    probability of the right choice, `crowdkit simulate --observer mis`), of which a share
+    `lapse` of answers are guesses. Catch trials keep `catch_accuracy`: they test attention,
+    which a person has and a similarity function does not model."""
 
     kind: str
     accuracy: dict[str, float]
     catch_accuracy: float
     rt_median_ms: float = 4000.0
     rt_sigma: float = 0.5
+    trial_p: dict[str, float] = field(default_factory=dict)
+    lapse: float = 0.0
 
-    def p_correct(self, condition: str, is_catch: bool) -> float:
+    def p_correct(self, condition: str, is_catch: bool, trial_id: str | None = None) -> float:
         if is_catch:
             return 0.0 if self.kind == "catch-fail" else self.catch_accuracy
+        if trial_id is not None and trial_id in self.trial_p:
+            return self.lapse / 2 + (1 - self.lapse) * self.trial_p[trial_id]
         return self.accuracy.get(condition, 0.5)
 
 

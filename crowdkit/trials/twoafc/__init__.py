@@ -290,7 +290,7 @@ class TwoAFC(TrialType):
         elif participant.kind == "fast":
             response = rng.choice(["top", "bottom"])
         else:
-            p = participant.p_correct(item.get("cond", ""), is_catch)
+            p = participant.p_correct(item.get("cond", ""), is_catch, item.get("id"))
             response = right if rng.random() < p else _other(right)
         correct = response == right
         confidence = rng.choices([1, 2, 3], weights=[1, 3, 6] if correct else [4, 4, 2])[0]
