@@ -108,3 +108,21 @@ def _in_process_map(address, function, items, *args, on_done=None):
         if on_done is not None:
             on_done(i, results[-1])
     return results
+
+
+def test_the_machine_observer_on_ray_equals_the_in_process_run(tmp_path, cluster):
+    from crowdkit.design import design_study
+    from crowdkit.observers.run import run_mis
+    from tests.factories import make_study
+
+    root = make_study(tmp_path / "mis", tasks=2, trials=4, catch=2, practice=0)
+    with (root / "study.toml").open("a") as f:
+        f.write('\n[mis]\nsimilarity = "features"\nbatch_size = 4\n')
+    study = load_study(root)
+    design_study(study)
+    here = run_mis(study, device="cpu")
+    shutil.rmtree(root / ".cache" / "mis")  # embed everything again, on Ray this time
+    there = run_mis(study, device="cpu", ray=cluster)
+    assert there.embedded == here.embedded > 0
+    assert there.trials.equals(here.trials)
+    assert there.scores.equals(here.scores)
