@@ -206,3 +206,39 @@ def test_no_design_and_unreachable_weights_are_one_line_errors(tmp_path, monkeyp
     result = CliRunner().invoke(app, ["mis", str(root), "--no-progress"])
     assert result.exit_code != 0
     assert "needs the dreamsim package" in str(result.exception or result.output)
+
+
+def test_lpips_from_cached_embeddings_is_lpips_own_distance(monkeypatch):
+    """LPIPS as an embedding: minus the distance between two cached feature stacks equals
+    what lpips itself computes from the two images (random backbone: no download)."""
+    lpips = pytest.importorskip("lpips")
+    from crowdkit.observers.similarity import LpipsSimilarity
+
+    real = lpips.LPIPS
+    monkeypatch.setattr(lpips, "LPIPS", lambda **kw: real(pnet_rand=True, **kw))
+    similarity = LpipsSimilarity(torch.device("cpu"))
+    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    embedded = similarity.embed(x)
+    with torch.no_grad():
+        theirs = similarity.model(x[:2] * 2 - 1, x[2:] * 2 - 1).flatten()
+    assert torch.allclose(-similarity.similarity(embedded[:2], embedded[2:]), theirs,
+                          atol=1e-5)
+
+
+def test_simulated_participants_answer_with_the_observers_probability_and_lapse():
+    from crowdkit.trials.base import SimulatedParticipant
+
+    person = SimulatedParticipant("careful", {"natural": 0.9}, 0.97, trial_p={"t1": 0.7},
+                                  lapse=0.1)
+    assert person.p_correct("natural", False, "t1") == pytest.approx(0.05 + 0.9 * 0.7)
+    assert person.p_correct("natural", False, "t2") == 0.9  # no machine answer: --accuracy
+    assert person.p_correct("natural", True, "t1") == 0.97  # catch trials test attention
+
+
+def test_power_from_the_machine_observer_says_it_is_a_lower_bound(designed):
+    result = CliRunner().invoke(app, ["power", str(designed), "--source", "machine",
+                                      "--half-width", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert "from machine data; design between participants" in result.output
+    assert "lower bound" in result.output
+    assert "natural vs synthetic:" in result.output
