@@ -373,7 +373,6 @@ class MisSection(Section):
     feature_model: str = "resnet18"  # similarity = "features": a torchvision/lucent model
     feature_weights: str = "random"  # "random" (seeded, no download), "pretrained", a file
     feature_layers: list[str] = Field(default_factory=list)  # empty: the model's defaults
-    tasks_per_unit: int = Field(default=20, ge=1, le=10_000)  # --all-units without N
     batch_size: int | None = Field(default=None, ge=1)  # images embedded at once
     device: str = "auto"
     seed: int | None = None  # draws for --all-units and random feature weights
