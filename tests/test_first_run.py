@@ -18,9 +18,19 @@ from crowdkit.units import plural
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def crowdkit(*args: str, stdin: str = "", cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def crowdkit(*args: str, stdin: str = "", cwd: Path = ROOT,
+             home: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = None if home is None else {**os.environ, "HOME": str(home)}
     return subprocess.run([sys.executable, "-m", "crowdkit", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600, input=stdin)
+                          text=True, cwd=cwd, timeout=600, input=stdin, env=env)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def small(study_toml: Path) -> None:
@@ -41,13 +51,36 @@ def test_init_stimuli_publish_local_runs_with_no_other_step(tmp_path: Path):
     done = crowdkit("stimuli", str(root))
     assert done.returncode == 0, done.stderr
     assert (root / "stimuli" / "manifest.json").is_file()
-    with LocalTurk(tmp_path / "t.db", port=0, files_dir=tmp_path / "served") as service:
-        toml = root / "study.toml"  # the port this test's service got
-        toml.write_text(toml.read_text().replace(
-            "[mturk]\n", f'[mturk]\nlocal_endpoint = "{service.endpoint_url}"\n'))
-        done = crowdkit("publish", str(root), "--target", "local")
-        assert done.returncode == 0, done.stderr
-        assert "local: 4 HITs for this study (4 created now" in done.stdout
+    # nothing runs at the study's local endpoint (a free port here, 8765 for a user): the
+    # command runs the local service itself, with `crowdkit serve`'s state file
+    toml = root / "study.toml"
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    toml.write_text(toml.read_text().replace(
+        "[mturk]\n", f'[mturk]\nlocal_endpoint = "{endpoint}"\n'))
+    home = tmp_path / "home"
+    done = crowdkit("publish", str(root), "--target", "local", home=home)
+    assert done.returncode == 0, done.stderr
+    assert "local: 4 HITs for this study (4 created now" in done.stdout
+    state = home / ".crowdkit" / "localturk.db"
+    assert f"nothing answered at {endpoint}" in done.stderr and str(state) in done.stderr
+    with LocalTurk(state, port=0) as service:  # what a later `crowdkit serve` shows
+        hits = service.boto3_client().list_hits(MaxResults=100)["HITs"]
+        assert len(hits) == 4
+        assert service.files_dir is not None and any(service.files_dir.iterdir())
+    # and the rest of the local loop needs no second terminal either
+    done = crowdkit("simulate", str(root), "--participants", "2", home=home)
+    assert done.returncode == 0, done.stderr
+    done = crowdkit("collect", str(root), home=home)
+    assert done.returncode == 0, done.stderr
+    assert (root / "data" / "local" / "trials.parquet").is_file()
+
+
+def test_a_service_on_another_machine_is_not_started_here():
+    from crowdkit.platforms.mturk.embedded import can_start_here
+
+    assert can_start_here("http://127.0.0.1:8765") and can_start_here("http://localhost:9")
+    assert not can_start_here("http://10.0.0.5:8765")
+    assert not can_start_here("https://127.0.0.1:8765")
 
 
 def test_a_missing_dataset_says_how_to_get_one(tmp_path: Path):

@@ -9,11 +9,12 @@ one line each and exit non-zero.
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from typer import _click as click
+from typer import _click as click  # typer >= 0.26 carries its own click
 from typer.core import TyperGroup
 
 from crowdkit.cli import machine, render
@@ -69,13 +70,20 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+# What a command keeps running until it ends (an embedded local service); closed when the
+# command's context closes, however it ends.
+_RESOURCES = ExitStack()
+
+
 @app.callback()
 def _options(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option(
         "--version", help="Print crowdkit's version and exit.", is_eager=True,
         callback=_show_version)] = False,
 ) -> None:
     """Run human psychophysics studies of CNN explanations on Mechanical Turk."""
+    ctx.call_on_close(_RESOURCES.close)
 
 StudyDir = Annotated[Path, typer.Argument(help="The study directory (holds study.toml).")]
 TargetOption = Annotated[
@@ -95,10 +103,27 @@ def _study(directory: Path) -> Study:
     return load_study(directory)
 
 
-def _platform(study: Study, target: str | None) -> Platform:
+def _platform(study: Study, target: str | None, *, calls: bool = True) -> Platform:
+    """The study's platform; `calls=False` (a dry run) starts no local service for it."""
     from crowdkit.platforms.connect import open_platform
 
-    return open_platform(study, target)
+    platform = open_platform(study, target)
+    if calls:
+        _local_service(study, platform.target)
+    return platform
+
+
+def _local_service(study: Study, target: str, endpoint: str | None = None) -> None:
+    """Run the local MTurk service until this command ends if the target needs one and
+    nothing answers (crowdkit.platforms.mturk.embedded)."""
+    if study.config.study.platform != "mturk":
+        return
+    from crowdkit.platforms.mturk.embedded import local_service_for_command
+
+    note = _RESOURCES.enter_context(local_service_for_command(
+        target, endpoint or study.config.mturk.local_endpoint))
+    if note:
+        render.aside(note)
 
 
 @app.command()
@@ -188,7 +213,7 @@ def publish(
     from crowdkit.publish import resolve_target
 
     study = _study(directory)
-    platform = _platform(study, resolve_target(study, target))
+    platform = _platform(study, resolve_target(study, target), calls=not dry_run)
     result = publish_study(study, platform, dry_run=dry_run, yes=yes,
                            confirm=lambda q: render.confirm(q, "nothing was published"),
                            apply_bucket_policy=apply_bucket_policy,
@@ -521,7 +546,9 @@ def simulate(
     settings = SimulationSettings(
         participants=participants, careless=careless, fraudulent=fraudulent, seed=seed,
         catch_accuracy=catch_accuracy, accuracy=_accuracies(accuracy), lapse=lapse)
-    result = simulate_study(_study(directory), settings, endpoint=endpoint,
+    study = _study(directory)
+    _local_service(study, "local", endpoint)
+    result = simulate_study(study, settings, endpoint=endpoint,
                             progress=render.progress(progress), observer=observer)
     render.echo(result.summary())
 

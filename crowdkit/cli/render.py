@@ -39,6 +39,11 @@ def lines(texts: Iterable[str]) -> None:
         typer.echo(text)
 
 
+def aside(text: str) -> None:
+    """A remark beside the results (standard error), so `--json` output stays one object."""
+    typer.echo(text, err=True)
+
+
 def warn(text: str) -> None:
     typer.echo(f"warning: {text}", err=True)
 

@@ -35,8 +35,9 @@ class InitResult:
                          "(crops of scikit-learn's two sample photographs: enough to try "
                          "crowdkit out; point [stimuli] dataset at your own images for a study)")
         directory = self.study_toml.parent
-        lines.append(f"next: `crowdkit stimuli {directory}`, then `crowdkit serve` in another "
-                     f"terminal and `crowdkit publish {directory} --target local`")
+        lines.append(f"next: `crowdkit stimuli {directory}`, then `crowdkit publish "
+                     f"{directory} --target local` (and `crowdkit serve` to take the HITs "
+                     "in a browser)")
         return lines
 
 
