@@ -254,7 +254,7 @@ def extend(study: Study, platform: Platform, *, by_s: int, yes: bool = False,
         if pending:
             result.resumed = True
             _run_extensions(ledger, platform, [(r["hit_id"], r["expire_at"]) for r in pending],
-                            result)
+                            result, resuming=True)
             return result
         rows = [r for r in ledger.hits(platform.target) if r["hit_id"] and
                 r["status"] == "created"]
@@ -280,6 +280,11 @@ def extend(study: Study, platform: Platform, *, by_s: int, yes: bool = False,
     return result
 
 
+def _already_extended(platform: Platform, hit_id: str, when: datetime) -> bool:
+    expiration = platform.posting_state(hit_id).expiration
+    return expiration is not None and expiration >= when - timedelta(seconds=1)
+
+
 def _new_expiration(stored: str | None, now: datetime, by_s: int) -> datetime:
     try:
         current = datetime.fromisoformat(stored) if stored else None
@@ -292,11 +297,21 @@ def _new_expiration(stored: str | None, now: datetime, by_s: int) -> datetime:
 
 
 def _run_extensions(ledger: Ledger, platform: Platform, stamps: list[tuple[str, str]],
-                    result: ExtendResult) -> None:
-    """Make each recorded extension (setting a time is the same however often it is done)."""
+                    result: ExtendResult, *, resuming: bool = False) -> None:
+    """Make each recorded extension.
+
+    When resuming, a HIT whose extension went through before the crash (its answer lost)
+    already has the new time, and MTurk refuses an extension of less than a minute: so
+    each HIT is read first and one already at its new time is only recorded as done.
+    """
     for hit_id, stamp in stamps:
+        when = datetime.fromisoformat(stamp)
         try:
-            platform.extend_posting(hit_id, datetime.fromisoformat(stamp))
+            if resuming and _already_extended(platform, hit_id, when):
+                ledger.record_extension(hit_id, stamp, "done")
+                result.extended += 1
+                continue
+            platform.extend_posting(hit_id, when)
         except PlatformError as exc:
             ledger.record_extension(hit_id, stamp, "failed", str(exc))
             result.failures.append(f"{hit_id}: {exc}")

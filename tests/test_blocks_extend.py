@@ -190,6 +190,36 @@ def test_an_interrupted_extension_is_finished_not_repeated(published, monkeypatc
     assert all(after[h] - before[h] == timedelta(days=1) for h in before)  # each once
 
 
+def test_an_extension_whose_answer_was_lost_is_not_sent_again(published, monkeypatch):
+    """The call went through but the answer was lost (a crash, a timeout): MTurk already
+    holds the new time, and sending it again would be an extension of 0 s, which MTurk
+    refuses. The next run reads the HIT and only records the extension as done."""
+    study, platform, service = published
+    before = expirations(service)
+    real = platform.extend_posting
+    calls: list[str] = []
+
+    def answer_lost(posting_id: str, expire_at: datetime) -> None:
+        calls.append(posting_id)
+        real(posting_id, expire_at)
+        if len(calls) == 1:
+            raise PlatformError("the connection dropped before MTurk's answer came")
+
+    monkeypatch.setattr(platform, "extend_posting", answer_lost)
+    first = extend(study, platform, by_s=86400, yes=True)
+    assert first.extended == 3 and len(first.failures) == 1
+    monkeypatch.setattr(platform, "extend_posting", real)
+    second = extend(study, platform, by_s=86400, yes=True)
+    assert second.resumed and second.extended == 1 and second.failures == []
+    after = expirations(service)
+    assert all(after[h] - before[h] == timedelta(days=1) for h in before)
+    with Ledger.open(study.db_path) as ledger:
+        last = ledger.conn.execute(
+            "SELECT status FROM hit_extensions WHERE hit_id = ? ORDER BY rowid DESC LIMIT 1",
+            (calls[0],)).fetchone()
+    assert last["status"] == "done"
+
+
 def test_extend_reopens_lapsed_hits_from_now_and_leaves_expired_ones(published):
     study, platform, service = published
     hits = sorted(expirations(service))
