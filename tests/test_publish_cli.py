@@ -30,14 +30,22 @@ def test_dry_run_from_the_command_line(tmp_path):
     assert len(list((root / "dry-run").glob("*.html"))) == 4
 
 
-def test_local_target_with_nothing_listening_is_one_line(tmp_path):
+def test_a_local_endpoint_nobody_can_serve_is_one_line(tmp_path):
+    """Nothing answers at the endpoint and the port is taken (bound, not listening), so
+    the command cannot run the local service itself either: one line says what to do."""
+    import socket
+
     root = make_study(tmp_path / "s")
-    with (root / "study.toml").open("a") as fh:
-        fh.write('\n[mturk]\nlocal_endpoint = "http://127.0.0.1:9"\n')
-    done = crowdkit("publish", str(root))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with (root / "study.toml").open("a") as fh:
+            fh.write(f'\n[mturk]\nlocal_endpoint = "http://127.0.0.1:{port}"\n')
+        done = crowdkit("publish", str(root))
     assert done.returncode == 1
-    assert done.stderr.strip().count("\n") == 0
-    assert "crowdkit serve" in done.stderr
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert f"nothing answers at http://127.0.0.1:{port}" in done.stderr
+    assert f"crowdkit serve --port {port}" in done.stderr
 
 
 def test_status_json_and_expire_from_the_command_line(tmp_path):
