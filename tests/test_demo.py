@@ -139,6 +139,11 @@ def test_demo_runs_the_whole_loop_and_a_rerun_duplicates_nothing(tmp_path: Path,
     assert set(machine["participant_id"]) == {"machine:features:resnet18"}
     assert set(machine["task_id"]) == set(trials["task_id"])
     assert (directory / "data/mis.csv").is_file()
+    # catch trials (an exact copy of a reference) are right far more often than main ones
+    by_phase = machine.groupby("phase")[["correct", "p_correct"]].mean()
+    assert by_phase.loc["catch", "correct"] == 1.0, by_phase
+    assert by_phase.loc["catch", "p_correct"] > by_phase.loc["main", "p_correct"] + 0.1
+    assert by_phase.loc["main", "correct"] < 0.9, by_phase
     assert "the machine observer's similarity is a network with RANDOM weights" in text
     assert 'id="figure-human_vs_machine"' in result.report_html.read_text()
 

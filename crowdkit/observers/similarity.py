@@ -47,6 +47,7 @@ FEATURE_LAYERS = {"resnet18": ["layer1", "layer2", "layer3", "layer4"],
                   "resnet50": ["layer1", "layer2", "layer3", "layer4"],
                   "inceptionv1": ["mixed3a", "mixed4a", "mixed4d", "mixed5b"]}
 GRID = 4  # features: the spatial grid of channel means
+DETAIL_SIZE = 48  # features: the image's fine detail is compared at this size (pixels)
 EMBED_SIZE = 224  # pixels; every image is resized to this square before it is embedded
 
 
@@ -93,16 +94,25 @@ class FeatureSimilarity:
                               "whose features the observer compares")
         self.name = f"features:{self.model.name}"
         self.fingerprint = hashlib.sha256(
-            f"{self.name}:{self.model.weights_sha256}:{','.join(self.layers)}:v2".encode()
+            f"{self.name}:{self.model.weights_sha256}:{','.join(self.layers)}:v3".encode()
         ).hexdigest()[:16]
         self.note: str | None = NO_DOWNLOAD_NOTE if self.model.random_weights else None
 
     def embed(self, pixels: Tensor) -> Tensor:
-        """Per layer, a 4 x 4 grid of channel means, centred per channel over the grid (where
-        things are), and the channel means centred across channels (what there is), each
-        unit-normalised. Random-weight features share one large common direction; centring
-        takes it out, so similarities spread over a useful range (about 0.3 +- 0.2 between
-        unrelated photographs, 1 for an exact copy)."""
+        """The network's part and the image's fine detail, weighted alike.
+
+        The network's part: per layer, a 4 x 4 grid of channel means, centred per channel
+        over the grid (where things are), and the channel means centred across channels
+        (what there is), each unit-normalised. Random-weight features share one large
+        common direction; centring takes it out, so similarities spread over a useful
+        range (about 0.3 +- 0.2 between unrelated photographs).
+
+        The detail: the image at 48 px minus its local (5 x 5) mean. Two different images'
+        details are all but orthogonal, an exact copy's are the same, so a copy of a
+        reference stands out as it does to a person (and to DreamSim, whose unrelated
+        images lie far below 1), where random-weight features alone find all noise-like
+        feature visualizations alike (about 0.8) and a copy adds little to the mean.
+        """
         from stimgen.models import FeatureTap
 
         with torch.inference_mode(), FeatureTap(self.model.module, self.layers) as tap:
@@ -114,10 +124,18 @@ class FeatureSimilarity:
             what = grid.mean(dim=(2, 3))
             parts += [F.normalize(where.flatten(1), dim=1),
                       F.normalize(what - what.mean(dim=1, keepdim=True), dim=1)]
-        return F.normalize(torch.cat(parts, dim=1), dim=1)
+        network = F.normalize(torch.cat(parts, dim=1), dim=1)
+        return F.normalize(torch.cat([network, detail(pixels)], dim=1), dim=1)
 
     def similarity(self, a: Tensor, b: Tensor) -> Tensor:
         return cosine(a, b)
+
+
+def detail(pixels: Tensor) -> Tensor:
+    """An image's fine detail (DETAIL_SIZE px, minus its 5 x 5 local mean), unit-normalised."""
+    small = F.interpolate(pixels.float(), size=DETAIL_SIZE, mode="area")
+    local = F.avg_pool2d(small, 5, stride=1, padding=2, count_include_pad=False)
+    return F.normalize((small - local).flatten(1), dim=1)
 
 
 @dataclass
