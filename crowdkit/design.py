@@ -31,8 +31,9 @@ from crowdkit.images import (
 )
 from crowdkit.ledger import ImageRecord, Ledger
 from crowdkit.manifest import Manifest, Unit, load_manifest
-from crowdkit.slots import RATING_TYPE, LabPlanner, LabStreams
+from crowdkit.slots import RATING_TYPE, LabPlanner, LabStreams, split_evenly
 from crowdkit.slots import arms as lab_arms
+from crowdkit.slots import spread as spread_catches
 from crowdkit.study import DesignSection, Study, StudyConfig
 from crowdkit.tasks import AnswerKey, DesignedTask, PublicTask
 from crowdkit.trials import registry
@@ -351,10 +352,6 @@ def _condition_orders(d: DesignSection, rng: random.Random) -> list[list[str]]:
     return [perms[i % len(perms)] for i in range(d.tasks)]
 
 
-def _split_evenly(total: int, parts: int) -> list[int]:
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
 def _practice_slots(d: DesignSection, condition: str, stream: UnitStream | None) -> list[Slot]:
     if stream is None:  # no practice trials
         return []
@@ -365,7 +362,7 @@ def _practice_slots(d: DesignSection, condition: str, stream: UnitStream | None)
 def _test_slots(d: DesignSection, order: list[str], main: dict[str, UnitStream],
                 catch: dict[str, UnitStream], rng: random.Random) -> list[Slot]:
     """Main trials block by block, in a shuffled order, with catch trials spread evenly."""
-    main_counts = _split_evenly(d.trials_per_task, len(order))
+    main_counts = split_evenly(d.trials_per_task, len(order))
     catch_counts = _catch_counts(d.catch_trials_per_task, order)
     slots: list[Slot] = []
     for block, condition in enumerate(order):
@@ -374,7 +371,7 @@ def _test_slots(d: DesignSection, order: list[str], main: dict[str, UnitStream],
         rng.shuffle(mains)
         catches = [Slot("catch", condition, block, u, b)
                    for u, b in catch[condition].take(catch_counts[block])]
-        slots += _spread(mains, catches, rng)
+        slots += spread_catches(mains, catches, rng)
     return slots
 
 
@@ -387,22 +384,10 @@ def _catch_counts(total: int, order: list[str]) -> list[int]:
     of reference-less blocks only has no catch trials.
     """
     shows = [sources.get(condition).shows_references for condition in order]
-    counts = iter(_split_evenly(total, sum(shows)) if any(shows) else [])
+    counts = iter(split_evenly(total, sum(shows)) if any(shows) else [])
     return [next(counts) if show else 0 for show in shows]
 
 
-def _spread(mains: list[Slot], catches: list[Slot], rng: random.Random) -> list[Slot]:
-    """Place catch trials one per equal segment of the block, at a random spot in each."""
-    total = len(mains) + len(catches)
-    if not catches:
-        return list(mains)
-    k = len(catches)
-    catch_at = {}
-    for j in range(k):
-        lo, hi = (j * total) // k, ((j + 1) * total) // k
-        catch_at[rng.randrange(lo, hi)] = catches[j]
-    mains_iter = iter(mains)
-    return [catch_at[i] if i in catch_at else next(mains_iter) for i in range(total)]
 
 
 # ---------------------------------------------------------------------------------------
