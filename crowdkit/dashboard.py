@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -32,7 +31,7 @@ from crowdkit.platforms.base import Platform
 from crowdkit.progress import format_clock
 from crowdkit.status import format_duration_left, study_status
 from crowdkit.study import Study
-from crowdkit.units import money_str
+from crowdkit.units import money_str, stored_time
 
 PAGE = "dashboard.html"
 DEFAULT_REFRESH_S = 10
@@ -66,7 +65,7 @@ def dashboard_data(study: Study, platform: Platform) -> dict[str, Any]:
 
 def submissions_over_time(rows: list[Any]) -> list[dict[str, Any]]:
     """Cumulative submissions, one point per submission time (ISO 8601, in order)."""
-    times = sorted(t for t in (_time(r["submit_time"]) for r in rows) if t is not None)
+    times = sorted(t for t in (stored_time(r["submit_time"]) for r in rows) if t is not None)
     return [{"at": t.isoformat(), "n": i + 1} for i, t in enumerate(times)]
 
 
@@ -74,7 +73,7 @@ def work_time(rows: list[Any], reward: Decimal) -> dict[str, Any]:
     """Median minutes from accept to submit, and the hourly pay the reward makes at it."""
     minutes = []
     for row in rows:
-        accepted, submitted = _time(row["accept_time"]), _time(row["submit_time"])
+        accepted, submitted = stored_time(row["accept_time"]), stored_time(row["submit_time"])
         if accepted is not None and submitted is not None and submitted >= accepted:
             minutes.append((submitted - accepted).total_seconds() / 60)
     if not minutes:
@@ -105,15 +104,6 @@ def _judged(dataset: Any) -> dict[str, Any]:  # a crowdkit.collect.dataset.Datas
     return {"exclusions": {"assignments": len(dataset.records), "excluded": excluded,
                            "by_rule": dict(sorted(reasons.items()))},
             "accuracy": accuracy}
-
-
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def _now() -> str:

@@ -21,7 +21,7 @@ from crowdkit.errors import CrowdkitError
 from crowdkit.ledger import Ledger
 from crowdkit.platforms.base import NotFound, Platform, PlatformError
 from crowdkit.study import Study
-from crowdkit.units import format_duration, money_str, plural
+from crowdkit.units import format_duration, money_str, plural, stored_time
 
 if TYPE_CHECKING:  # rich is imported when a table is drawn
     from rich.table import Table
@@ -286,12 +286,7 @@ def _already_extended(platform: Platform, hit_id: str, when: datetime) -> bool:
 
 
 def _new_expiration(stored: str | None, now: datetime, by_s: int) -> datetime:
-    try:
-        current = datetime.fromisoformat(stored) if stored else None
-    except ValueError:
-        current = None
-    if current is not None and current.tzinfo is None:
-        current = current.replace(tzinfo=UTC)
+    current = stored_time(stored)
     start = current if current is not None and current > now else now
     return start + timedelta(seconds=by_s)
 

@@ -4,6 +4,7 @@ and counts spelt for people ("1 assignment", "2 assignments")."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated
 
@@ -39,6 +40,18 @@ def format_duration(seconds: int) -> str:
         if n:
             out.append(f"{n}{unit}")
     return "".join(out)
+
+
+def stored_time(value: str | None) -> datetime | None:
+    """A time as crowdkit stores it (ISO 8601; UTC when unmarked) as an aware datetime;
+    None when absent or unreadable, so a damaged ledger value reads as unknown."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def parse_money(value: object) -> Decimal:

@@ -54,7 +54,7 @@ from crowdkit.platforms.base import Platform, PlatformError
 from crowdkit.progress import Progress, silent
 from crowdkit.quality import AssignmentRecord
 from crowdkit.study import Study
-from crowdkit.units import plural
+from crowdkit.units import plural, stored_time
 
 __all__ = [
     "TRIAL_COLUMNS", "AssignmentRecord", "CollectResult", "Dataset", "FetchStats",
@@ -139,19 +139,8 @@ def hits_done(ledger: Ledger, now: datetime | None = None, target: str | None = 
     return seen, wanted, all_done
 
 
-def _stored_time(value: str | None) -> datetime | None:
-    """A time the ledger holds (ISO 8601, UTC when unmarked); None if absent or unreadable."""
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
 def _past(value: str | None, now: datetime) -> bool:
-    when = _stored_time(value)
+    when = stored_time(value)
     return when is not None and when <= now
 
 
@@ -179,7 +168,7 @@ def auto_approval_warnings(ledger: Ledger, within_hours: float = 24,
 
 
 def _hours_until(value: str, now: datetime) -> float:
-    when = _stored_time(value)
+    when = stored_time(value)
     return math.inf if when is None else (when - now).total_seconds() / 3600
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from crowdkit.errors import CrowdkitError, did_you_mean
 from crowdkit.study import Study
+from crowdkit.units import stored_time
 
 TARGETS = ("local", "sandbox", "live")
 # MTurk: a HIT made with fewer than this many assignments can never be raised to this many
@@ -143,22 +144,12 @@ def _room(row: sqlite3.Row, max_per_hit: int, now: datetime) -> int:
     """How many assignments a recorded HIT can still take: none once it is closed."""
     if row["status"] in ("expired", "deleted"):
         return 0
-    expiration = _when(row["expiration"])
+    expiration = stored_time(row["expiration"])
     if expiration is not None and expiration <= now:
         return 0
     current = int(row["max_assignments"])
     cap = max_per_hit if current >= LARGE_HIT else min(max_per_hit, LARGE_HIT - 1)
     return max(0, cap - current)
-
-
-def _when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def resolve_target(study: Study, target: str | None) -> str:
