@@ -21,7 +21,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,8 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     model_serializer,
 )
+
+from crowdkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from crowdkit.images import ImageRegistry
@@ -243,3 +245,18 @@ class TrialType:
     def practice_right(self, item: dict[str, Any], response: dict[str, Any]) -> bool:
         """Whether a simulated practice response was right (the page tells the worker)."""
         raise NotImplementedError
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def expect_model(value: BaseModel, model: type[M], what: str, subject: str = "trial") -> M:
+    """`value` as the trial type's own model; a ConfigError naming the trial otherwise.
+
+    A trial type receives the base models (the registry dispatches by `type`); a value of
+    another type reaching it means a design or answer mixed up types, which must stop the
+    command with a line, not with an attribute error somewhere later.
+    """
+    if not isinstance(value, model):
+        raise ConfigError(f"{subject} {getattr(value, 'trial_id', '?')} is not {what}")
+    return value

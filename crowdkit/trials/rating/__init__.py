@@ -24,7 +24,6 @@ from typing import Any, Literal, cast
 from pydantic import Field
 
 from crowdkit import sources
-from crowdkit.errors import ConfigError
 from crowdkit.manifest import ExemplarBatch, ImageRef, Manifest, Unit
 from crowdkit.study import StudyConfig
 from crowdkit.trials.base import (
@@ -37,6 +36,7 @@ from crowdkit.trials.base import (
     Strict,
     TrialKeyBase,
     TrialType,
+    expect_model,
 )
 
 RatingTime = Literal["start", "end"]
@@ -203,18 +203,12 @@ def _capitalised(text: str) -> str:
 
 
 def _public(trial: PublicTrialBase) -> PublicRating:
-    if not isinstance(trial, PublicRating):
-        raise ConfigError(f"trial {trial.trial_id} is not a rating trial")
-    return trial
+    return expect_model(trial, PublicRating, "a rating trial")
 
 
 def _key(key: TrialKeyBase) -> RatingKey:
-    if not isinstance(key, RatingKey):
-        raise ConfigError(f"trial {key.trial_id} is not a rating trial")
-    return key
+    return expect_model(key, RatingKey, "a rating trial")
 
 
 def _response(response: ResponseBase) -> RatingResponse:
-    if not isinstance(response, RatingResponse):
-        raise ConfigError(f"answer to trial {response.trial_id} is not a rating")
-    return response
+    return expect_model(response, RatingResponse, "a rating", subject="answer to trial")

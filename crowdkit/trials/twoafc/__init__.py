@@ -25,7 +25,6 @@ from typing import Any, Literal, cast
 from pydantic import Field
 
 from crowdkit import sources
-from crowdkit.errors import ConfigError
 from crowdkit.manifest import ExemplarBatch, Manifest, Unit
 from crowdkit.study import StudyConfig
 from crowdkit.trials.base import (
@@ -38,6 +37,7 @@ from crowdkit.trials.base import (
     Strict,
     TrialKeyBase,
     TrialType,
+    expect_model,
 )
 
 Position = Literal["top", "bottom"]
@@ -307,18 +307,12 @@ class TwoAFC(TrialType):
 
 
 def _public(trial: PublicTrialBase) -> PublicTrial:
-    if not isinstance(trial, PublicTrial):
-        raise ConfigError(f"trial {trial.trial_id} is not a 2-AFC trial")
-    return trial
+    return expect_model(trial, PublicTrial, "a 2-AFC trial")
 
 
 def _key(key: TrialKeyBase) -> TrialKey:
-    if not isinstance(key, TrialKey):
-        raise ConfigError(f"trial {key.trial_id} is not a 2-AFC trial")
-    return key
+    return expect_model(key, TrialKey, "a 2-AFC trial")
 
 
 def _response(response: ResponseBase) -> TrialResponse:
-    if not isinstance(response, TrialResponse):
-        raise ConfigError(f"answer to trial {response.trial_id} is not a 2-AFC answer")
-    return response
+    return expect_model(response, TrialResponse, "a 2-AFC answer", subject="answer to trial")
