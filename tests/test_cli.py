@@ -66,7 +66,7 @@ def test_help_imports_no_heavy_library():
             "from crowdkit.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "import json; heavy = ['torch', 'pandas', 'boto3', 'botocore', 'matplotlib',"
-            " 'numpy', 'PIL']\n"
+            " 'numpy', 'PIL', 'pydantic']\n"
             "print(json.dumps([m for m in heavy if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, timeout=120).stdout

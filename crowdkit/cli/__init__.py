@@ -19,7 +19,6 @@ from typer.core import TyperGroup
 
 from crowdkit.cli import machine, render
 from crowdkit.errors import ConfigError, CrowdkitError, NotConfirmed
-from crowdkit.units import plural
 
 if TYPE_CHECKING:
     from crowdkit.platforms.base import Platform
@@ -372,6 +371,7 @@ def expire(
     """Expire this study's open HITs (never other HITs in the account)."""
     from crowdkit.status import expire as expire_hits
     from crowdkit.status import open_hits
+    from crowdkit.units import plural
 
     study = _study(directory)
     platform = _platform(study, target)
