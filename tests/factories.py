@@ -7,6 +7,7 @@ distinct (distinct content-hash keys) and a failing test can be inspected by eye
 from __future__ import annotations
 
 import io
+import signal
 import zlib
 from pathlib import Path
 
@@ -49,6 +50,16 @@ keywords = ["images"]
 reward = "0.50"
 assignments_per_task = {assignments}
 """
+
+
+def interruptible() -> None:
+    """`preexec_fn` of a child a test stops with SIGINT, as Ctrl-C would.
+
+    A shell that starts the suite in the background (a CI runner's `cmd &`) sets SIGINT to
+    ignored, children inherit that, and Python then never raises KeyboardInterrupt: the
+    child would not stop. Default handling restored, Python installs its own again.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _png(colour: tuple[int, int, int], size: int = 8) -> bytes:

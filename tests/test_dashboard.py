@@ -17,7 +17,7 @@ from crowdkit.localturk import LocalTurk
 from crowdkit.status import study_status
 from crowdkit.study import load_study
 from tests.browser import CHROMIUM
-from tests.factories import make_study, mturk
+from tests.factories import interruptible, make_study, mturk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def test_status_serve_from_the_command_line(running, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "crowdkit", "status", str(study.root),
                                 "--serve", "--port", "0", "--refresh", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=ROOT)
+                               cwd=ROOT, preexec_fn=interruptible)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from crowdkit.localturk import LocalTurk, parse_question_form_answers
+from tests.factories import interruptible
 from tests.localturk_support import Worker, hit_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,8 @@ def start_serve(db: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "crowdkit", "serve", "--port", "0", "--db", str(db), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=interruptible)
     line = proc.stdout.readline()
     match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
     assert match, line + proc.stderr.read()

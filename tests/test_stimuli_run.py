@@ -17,7 +17,7 @@ from crowdkit.progress import Logged
 from crowdkit.stimuli import render_study_stimuli
 from crowdkit.study import load_study
 from stimgen.job import StimuliPlan, overlap_warnings
-from tests.factories import make_manifest
+from tests.factories import interruptible, make_manifest
 from tests.test_stimgen_pipeline import RecordingProgress, make_study_dir, no_downloads
 
 __all__ = ["no_downloads"]  # the autouse fixture: no weights are downloaded here either
@@ -115,7 +115,8 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume_and_exits_130(tmp_path):
     root = make_study_dir(tmp_path / "study", steps=4000)  # long enough to interrupt
     process = subprocess.Popen([sys.executable, "-m", "crowdkit", "stimuli", str(root),
                                 "--no-estimate"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                               preexec_fn=interruptible)
     assert process.stdout is not None
     for line in process.stdout:
         if line.startswith("rendering 6 unit-directions: 0/"):
