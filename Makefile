@@ -36,7 +36,7 @@ demo: setup
 test: setup browser
 	$(VENV)/bin/ruff check crowdkit stimgen tests benchmarks
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done
