@@ -81,10 +81,13 @@ class PostedChanges:
                            error=error)
 
     def pending_extensions(self) -> list[sqlite3.Row]:
-        """Extensions a run asked for and never saw finish (intent or failed)."""
+        """Extensions a run asked for and never saw finish (intent or failed), on HITs still
+        open in the ledger: one ended since (`crowdkit expire`, or gone from MTurk) must
+        not be opened again by finishing an old plan."""
         return self.conn.execute(
             "SELECT e.*, h.target FROM hit_extensions e JOIN hits h USING (hit_id) "
-            "WHERE e.status != 'done' ORDER BY e.created_at").fetchall()
+            "WHERE e.status != 'done' AND h.status = 'created' ORDER BY e.created_at"
+        ).fetchall()
 
     # -- blocked workers --------------------------------------------------------------------
 

@@ -220,6 +220,23 @@ def test_an_extension_whose_answer_was_lost_is_not_sent_again(published, monkeyp
     assert last["status"] == "done"
 
 
+def test_an_unfinished_extension_never_reopens_a_hit_expired_since(published, monkeypatch):
+    study, platform, service = published
+    real = platform.extend_posting
+
+    def failing(posting_id: str, expire_at: datetime) -> None:
+        raise PlatformError("the network went away")
+
+    monkeypatch.setattr(platform, "extend_posting", failing)
+    assert len(extend(study, platform, by_s=86400, yes=True).failures) == 4
+    monkeypatch.setattr(platform, "extend_posting", real)
+    assert expire(study, platform, yes=True) == 4
+    with pytest.raises(CrowdkitError, match="no open HITs of this study to extend"):
+        extend(study, platform, by_s=3600, yes=True)
+    now = datetime.now(UTC)
+    assert all(when <= now for when in expirations(service).values())
+
+
 def test_extend_reopens_lapsed_hits_from_now_and_leaves_expired_ones(published):
     study, platform, service = published
     hits = sorted(expirations(service))
