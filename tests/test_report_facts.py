@@ -163,6 +163,22 @@ def test_collect_writes_a_codebook_of_every_column_of_every_export(collected):
                                                    "participants.csv"]
 
 
+def test_the_codebook_never_copies_what_participants_typed_or_who_they_are():
+    from crowdkit.collect.codebook import codebook, codebook_markdown
+
+    trials = pd.DataFrame({"phase": pd.Series(["main", "catch|x"], dtype="string"),
+                           "participant_id": ["p0123456789abcdef", "pfedcba9876543210"],
+                           "correct": [True, False]})
+    participants = pd.DataFrame({"feedback": ["a@b.c | <img src=x onerror=alert(1)>\nnext",
+                                              "fine"],
+                                 "assignment_id": ["A1", "A2"]})
+    text = codebook_markdown(codebook(trials, participants))
+    assert "a@b.c" not in text and "onerror" not in text
+    assert "p0123456789abcdef" not in text and "`A1`" not in text
+    assert "`catch\\|x`, `main`" in text and "`False`, `True`" in text
+    assert all(line.count(" | ") == 3 for line in text.splitlines() if line.startswith("| `"))
+
+
 def test_the_gallery_shows_every_unit_with_its_warnings(tmp_path):
     manifest = make_manifest(tmp_path / "stimuli", n_units=3)  # random weights, equal FVs
     page = write_gallery(tmp_path / "stimuli" / "manifest.json")

@@ -17,7 +17,14 @@ from crowdkit.quality import RULES
 if TYPE_CHECKING:
     import pandas as pd
 
-FEW_VALUES = 12  # a text column with at most this many distinct values lists them
+FEW_VALUES = 12  # a category column with at most this many distinct values lists them
+# Columns whose values are categories crowdkit itself writes. Only these (and booleans) list
+# their values: a column of participants' text or of ids would copy what a worker typed, or
+# who took part, into a file meant to be shared with a paper.
+CATEGORIES = frozenset({
+    "target", "phase", "condition", "reference_mode", "unit_selection", "max_position",
+    "response", "expert_level", "status", "expert_source", "rating_time",
+})
 
 TRIALS = {
     "study": "the study's name ([study] name in study.toml)",
@@ -117,9 +124,9 @@ def _column(name: str, values: pd.Series, known: dict[str, str]) -> dict[str, An
         "name": name, "type": str(values.dtype),
         "meaning": known.get(name, "a column of one of the study's trial types"),
     }
-    distinct = values.dropna().unique()
-    textual = values.dtype.kind in "OUSb" or str(values.dtype) in ("string", "boolean")
-    if textual and 0 < len(distinct) <= FEW_VALUES:
+    listed = name in CATEGORIES or values.dtype.kind == "b" or str(values.dtype) == "boolean"
+    distinct = values.dropna().unique() if listed else []
+    if 0 < len(distinct) <= FEW_VALUES:
         column["values"] = sorted(str(v) for v in distinct)
     return column
 
@@ -133,11 +140,16 @@ def codebook_markdown(book: dict[str, Any]) -> str:
         lines += [f"## {entry['files']}", "", entry["rows"][0].upper() + entry["rows"][1:] + ".",
                   "", "| column | type | meaning | values |", "|---|---|---|---|"]
         for column in entry["columns"]:
-            values = ", ".join(f"`{v}`" for v in column.get("values", []))
+            values = ", ".join(f"`{_cell(v)}`" for v in column.get("values", []))
             meaning = column["meaning"].replace("|", "\\|")
             lines.append(f"| `{column['name']}` | {column['type']} | {meaning} | {values} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(value: str) -> str:
+    """A value inside a Markdown table cell: one line, no column break, no code-span end."""
+    return " ".join(value.split()).replace("|", "\\|").replace("`", "'")
 
 
 def codebook_json(book: dict[str, Any]) -> str:
