@@ -139,3 +139,22 @@ def test_analyze_reads_the_machine_trials_beside_the_humans(tmp_path):
     assert "Participants needed per condition" in html
     saved = json.loads((tmp_path / "report" / "analysis.json").read_text())
     assert saved["human_vs_machine"]["units"][0]["unit"] == "u0"
+
+
+def test_a_pilot_too_small_for_a_spread_falls_back_to_the_machine_files(tmp_path):
+    """One participant per condition has no SD: the report's sample sizes come from the
+    machine observer's answers as analyze reads them from data/machine_trials.parquet."""
+    from crowdkit.analysis.machine import load_machine
+    from crowdkit.analysis.power import report_power
+
+    machine = pd.DataFrame({
+        "participant_id": ["machine:x"] * 4, "task_id": ["t0", "t0", "t1", "t1"],
+        "phase": ["main"] * 4, "condition": ["natural"] * 4, "unit": ["u0", "u0", "u1", "u1"],
+        "correct": [True, False, True, True], "p_correct": [0.7, 0.4, 0.8, 0.9]})
+    machine.to_parquet(tmp_path / "machine_trials.parquet")
+    pilot = pd.DataFrame({"participant_id": ["p0"] * 2, "condition": ["natural"] * 2,
+                          "phase": ["main"] * 2, "unit": ["u0", "u1"], "excluded": [False] * 2,
+                          "correct": [True, False]})
+    conditions, _ = report_power(pilot, load_machine(tmp_path / "machine_trials.parquet"),
+                                 paired=False)
+    assert list(conditions["source"]) == ["machine"], conditions

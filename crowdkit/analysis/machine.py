@@ -106,7 +106,7 @@ def observer_note(path: Path) -> str | None:
 
 
 def load_machine(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path, columns=["participant_id", "phase", "condition", "unit",
+    return pd.read_parquet(path, columns=["participant_id", "task_id", "phase", "condition", "unit",
                                           "correct", "p_correct"])
 
 
