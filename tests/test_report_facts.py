@@ -203,3 +203,20 @@ def test_crowdkit_stimuli_writes_the_gallery(tmp_path):
     gallery = root / "stimuli" / "gallery.html"
     assert f"gallery: {gallery}" in done.stdout
     assert gallery.read_text().count('class="sheet"') == 3  # the contact sheets
+
+
+def test_the_model_facts_survive_a_missing_stimulus_file(tmp_path):
+    """Data analysed where some stimuli are not (another machine) still say what made them,
+    and so still warn that random weights mean nothing for science."""
+    from crowdkit.analysis.facts import study_facts
+
+    root = make_study(tmp_path / "s")
+    study = load_study(root)
+    next(study.stimuli_dir.rglob("*.png")).unlink()
+    (root / "data").mkdir(exist_ok=True)
+    path = root / "data" / "trials.csv"
+    rows = pd.DataFrame({"participant_id": ["p1"], "condition": ["natural"],
+                         "phase": ["main"], "correct": [True]})
+    rows.to_csv(path, index=False)
+    facts = study_facts(rows, path)
+    assert facts.random_weights is True and facts.model

@@ -131,7 +131,7 @@ def _model(facts: StudyFacts, manifest_path: Path) -> None:
     if not manifest_path.is_file():
         return
     try:
-        manifest = load_manifest(manifest_path)
+        manifest = load_manifest(manifest_path, check_files=False)  # the model, not images
     except CrowdkitError:
         return
     facts.model = manifest.model.name
@@ -166,8 +166,9 @@ def _ledger(facts: StudyFacts, study: Any) -> None:  # a crowdkit.study.Study
         by_hit = {h["hit_id"]: h for h in hits}
         rows = [a for a in ledger.assignments() if a["hit_id"] in by_hit]
         reviews = ledger.reviews()
+        seen = {a["assignment_id"] for a in rows}
         bonuses = [b for b in ledger.bonuses() if b["status"] == "done"
-                   and b["assignment_id"] in {a["assignment_id"] for a in rows}]
+                   and b["assignment_id"] in seen]
     facts.hits, facts.assignments = len(hits), len(rows)
     times = sorted(a["submit_time"] for a in rows if a["submit_time"])
     if times:
