@@ -170,12 +170,13 @@ def plan_review(study: Study, ledger: Ledger, target: str | None = None) -> Revi
 def _plan_block(action: ReviewAction, record: AssignmentRecord, block_fraud: bool,
                 row: sqlite3.Row | None) -> None:
     """Block the worker of a tampered answer that is rejected, when the policy says so;
-    never again one the researcher unblocked (their row says blocked 0, done)."""
+    never again one the researcher unblocked (their row says blocked 0, whether or not
+    that call has gone through yet: `crowdkit unblock` finishes it, review must not undo it)."""
     problem = record.parsed.problem
     fraud = problem is not None and problem.kind.tampering and action.decision == "reject"
     if not (block_fraud and fraud):
         return
-    unblocked = row is not None and not row["blocked"] and row["status"] == "done"
+    unblocked = row is not None and not row["blocked"]  # asked, even if the call failed
     action.block = not unblocked
     action.block_done = is_blocked(row)
 

@@ -96,6 +96,20 @@ def test_a_worker_the_researcher_unblocked_is_never_blocked_again(fraud):
     assert fake.count("create_worker_block") == 1
 
 
+def test_an_unblock_whose_call_failed_is_not_undone_by_review(fraud):
+    study, fake, _ = fraud
+    study = with_review(study, "block_fraud = true\n")
+    platform = MTurk(study.config, "local", client=fake)
+    review(study, platform)
+    assert "ACHEAT" in fake.blocked
+    fake.fail.add("delete_worker_block")  # the researcher's unblock fails this time
+    block_workers(study, platform, ["ACHEAT"], reason="", blocked=False)
+    assert blocks(study)["ACHEAT"]["blocked"] == 0
+    review(study, platform)
+    assert fake.count("create_worker_block") == 1  # not blocked again
+    assert blocks(study)["ACHEAT"]["blocked"] == 0  # the unblock request stands, to finish
+
+
 def test_block_takes_a_pseudonym_from_the_exports_and_repeats_safely(fraud):
     study, fake, _ = fraud
     with Ledger.open(study.db_path) as ledger:
