@@ -443,8 +443,14 @@ class Ledger(PostedChanges):
             )
             self.log_event("bonus." + status, assignment_id=assignment_id, amount=amount)
 
-    def bonuses(self) -> list[sqlite3.Row]:
-        return self.conn.execute("SELECT * FROM bonuses ORDER BY created_at").fetchall()
+    def bonuses(self, target: str | None = None) -> list[sqlite3.Row]:
+        """Every bonus, or those paid on the assignments of one target's HITs."""
+        if target is None:
+            return self.conn.execute("SELECT * FROM bonuses ORDER BY created_at").fetchall()
+        return self.conn.execute(
+            "SELECT b.* FROM bonuses b JOIN assignments a USING (assignment_id) "
+            "JOIN hits h ON h.hit_id = a.hit_id WHERE h.target = ? ORDER BY b.created_at",
+            (target,)).fetchall()
 
     def qualification_type_id(self, target: str, name: str) -> str | None:
         row = self.conn.execute(

@@ -98,7 +98,7 @@ def study_status(study: Study, platform: Platform, *, now: datetime | None = Non
     target = platform.target
     with Ledger.open(study.db_path) as ledger:
         rows = [r for r in ledger.hits(target) if r["hit_id"]]
-        bonuses = [b for b in ledger.bonuses() if b["status"] == "done"]
+        bonuses = [b for b in ledger.bonuses(target) if b["status"] == "done"]
     result = StudyStatus(target=target)
     result.bonuses_paid = sum((Decimal(b["amount"]) + platform.bonus_fee(Decimal(b["amount"]))
                                for b in bonuses), Decimal("0.00"))
