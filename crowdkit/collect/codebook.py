@@ -125,7 +125,7 @@ def _column(name: str, values: pd.Series, known: dict[str, str]) -> dict[str, An
         "meaning": known.get(name, "a column of one of the study's trial types"),
     }
     listed = name in CATEGORIES or values.dtype.kind == "b" or str(values.dtype) == "boolean"
-    distinct = values.dropna().unique() if listed else []
+    distinct = list(values.dropna().unique()) if listed else []
     if 0 < len(distinct) <= FEW_VALUES:
         column["values"] = sorted(str(v) for v in distinct)
     return column
