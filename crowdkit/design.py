@@ -31,7 +31,7 @@ from crowdkit.images import (
 )
 from crowdkit.ledger import ImageRecord, Ledger
 from crowdkit.manifest import Manifest, Unit, load_manifest
-from crowdkit.slots import RATING_TYPE, LabPlanner, LabStreams, split_evenly
+from crowdkit.slots import RATING_TYPE, LabPlanner, LabStreams, catch_counts, split_evenly
 from crowdkit.slots import arms as lab_arms
 from crowdkit.slots import spread as spread_catches
 from crowdkit.study import DesignSection, Study, StudyConfig
@@ -363,31 +363,16 @@ def _test_slots(d: DesignSection, order: list[str], main: dict[str, UnitStream],
                 catch: dict[str, UnitStream], rng: random.Random) -> list[Slot]:
     """Main trials block by block, in a shuffled order, with catch trials spread evenly."""
     main_counts = split_evenly(d.trials_per_task, len(order))
-    catch_counts = _catch_counts(d.catch_trials_per_task, order)
+    per_block = catch_counts(d.catch_trials_per_task, order)
     slots: list[Slot] = []
     for block, condition in enumerate(order):
         mains = [Slot("main", condition, block, u, b)
                  for u, b in main[condition].take(main_counts[block])]
         rng.shuffle(mains)
         catches = [Slot("catch", condition, block, u, b)
-                   for u, b in catch[condition].take(catch_counts[block])]
+                   for u, b in catch[condition].take(per_block[block])]
         slots += spread_catches(mains, catches, rng)
     return slots
-
-
-def _catch_counts(total: int, order: list[str]) -> list[int]:
-    """Catch trials per block, only in blocks that show references.
-
-    A catch trial copies a shown reference, so a block without references (the `none`
-    condition) has none: a catch trial there would be the only trial with references on the
-    page, which tells it apart. Such a block's share goes to the task's other blocks; a task
-    of reference-less blocks only has no catch trials.
-    """
-    shows = [sources.get(condition).shows_references for condition in order]
-    counts = iter(split_evenly(total, sum(shows)) if any(shows) else [])
-    return [next(counts) if show else 0 for show in shows]
-
-
 
 
 # ---------------------------------------------------------------------------------------

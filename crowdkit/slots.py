@@ -88,6 +88,19 @@ def split_evenly(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+def catch_counts(total: int, conditions: list[str]) -> list[int]:
+    """Catch trials per block of these conditions, only in blocks that show references.
+
+    A catch trial copies a shown reference, so a block without references (the `none`
+    condition) has none: a catch trial there would be the only trial with references on the
+    page, which tells it apart. Such a block's share goes to the task's other blocks; a task
+    of reference-less blocks only has no catch trials.
+    """
+    shows = [sources.get(condition).shows_references for condition in conditions]
+    counts = iter(split_evenly(total, sum(shows)) if any(shows) else [])
+    return [next(counts) if show else 0 for show in shows]
+
+
 def spread(mains: list[Slot], catches: list[Slot], rng: random.Random) -> list[Slot]:
     """Place catch trials one per equal segment of the block, at a random spot in each."""
     total = len(mains) + len(catches)
@@ -221,7 +234,8 @@ class LabPlanner:
         arms' blocks alternate (A B A B ...), each block with its catch trials spread."""
         k = self.d.blocks_per_condition
         mains = split_evenly(self.d.trials_per_task, len(order))
-        catches = split_evenly(self.d.catch_trials_per_task, len(order))
+        catches = catch_counts(self.d.catch_trials_per_task,
+                               [self.arms[a].condition for a in order])
         per_arm: dict[int, list[list[Slot]]] = {}
         for position, a in enumerate(order):
             arm = self.arms[a]

@@ -381,3 +381,16 @@ def test_the_mturk_example_is_between_participants_with_ratings_first_and_fits_a
         assert Counter(phases) == {"rating": 3, "practice": 4, "main": 36, "catch": 6}
         xml = html_question_xml(render_task_html(task.public, config, base))
         assert question_size(xml) <= 65535  # MTurk's HTMLQuestion limit
+
+
+def test_a_lab_arm_without_references_gets_no_catch_trials():
+    """A catch trial in a `none` block would be the only trial there with references, which
+    gives it away: its share goes to the arms that show references, as in the plain design."""
+    config = lab_config("blocks_per_condition = 2", conditions='["natural", "synthetic", "none"]',
+                        tasks=3, trials=12, catch=6, practice=0)
+    assert config.design.lab
+    for task in design(config).tasks:
+        blocks = blocks_of(task)
+        assert all(kind == "main" for kind, condition, _ in blocks if condition == "none")
+        catch = sum(1 for key in task.key.trials if key.phase == "catch")
+        assert catch == 6, blocks
