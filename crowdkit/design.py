@@ -11,7 +11,6 @@ practice trials, whose feedback needs it.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -31,7 +30,14 @@ from crowdkit.images import (
 )
 from crowdkit.ledger import ImageRecord, Ledger
 from crowdkit.manifest import Manifest, Unit, load_manifest
-from crowdkit.slots import RATING_TYPE, LabPlanner, LabStreams, catch_counts, split_evenly
+from crowdkit.slots import (
+    RATING_TYPE,
+    LabPlanner,
+    LabStreams,
+    arm_orders,
+    catch_counts,
+    split_evenly,
+)
 from crowdkit.slots import arms as lab_arms
 from crowdkit.slots import spread as spread_catches
 from crowdkit.study import DesignSection, Study, StudyConfig
@@ -169,7 +175,9 @@ def design_tasks(config: StudyConfig, manifest: Manifest, stimuli_dir: Path,
     if d.lab:
         return _design(_lab_tasks(config, rng, ctx, practice_units, main_units, rating_units),
                        images)
-    orders = _condition_orders(d, rng)
+    within = d.assignment == "within"  # the plain design's arms are its conditions
+    orders = [[d.conditions[i] for i in arms]
+              for arms in arm_orders(len(d.conditions), d.tasks, within, rng)]
     shared_batches = BatchCycler(main_units, rng)
     main_streams = {c: UnitStream(main_units, rng, shared_batches) for c in d.conditions}
     catch_streams = {c: UnitStream(main_units, rng) for c in d.conditions}
@@ -331,25 +339,6 @@ def _split_practice_units(d: DesignSection, manifest: Manifest,
     practice = [u for u in manifest.units if u.id in ids]
     main = [u for u in manifest.units if u.id not in ids]
     return practice, main
-
-
-def _condition_orders(d: DesignSection, rng: random.Random) -> list[list[str]]:
-    """Each task's condition order.
-
-    Between participants: one condition per task, balanced in rounds of shuffled
-    conditions. Within: every condition as a block, the block orders counterbalanced by
-    cycling through all permutations (in a seeded order).
-    """
-    if d.assignment == "between":
-        out: list[list[str]] = []
-        while len(out) < d.tasks:
-            round_ = list(d.conditions)
-            rng.shuffle(round_)
-            out += [[c] for c in round_]
-        return out[: d.tasks]
-    perms = [list(p) for p in itertools.permutations(d.conditions)]
-    rng.shuffle(perms)
-    return [perms[i % len(perms)] for i in range(d.tasks)]
 
 
 def _practice_slots(d: DesignSection, condition: str, stream: UnitStream | None) -> list[Slot]:
