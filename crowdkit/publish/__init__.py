@@ -224,7 +224,7 @@ def _plan_run(study: Study, platform: Platform, ledger: Ledger, base_url: str,
     rows = ledger.hits(platform.target)
     study_plan = plan_study([t.public.task_id for t in tasks], ledger.study_id(),
                             config.hit.assignments_per_task, config.hit.max_assignments_per_hit,
-                            config.hit.reward, rows)
+                            rows)
     plans = study_plan.hits
     recorded = {row["request_token"]: row for row in rows}
     todo = [p for p in plans if _row_status(recorded.get(p.request_token)) in _TO_CREATE]

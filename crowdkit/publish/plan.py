@@ -88,17 +88,13 @@ def addition_token(study_id: str, hit_token: str, total: int) -> str:
 def plan_hits(task_ids: list[str], study_id: str, assignments_per_task: int,
               max_assignments_per_hit: int) -> list[HitPlan]:
     """Every HIT a study with no HITs yet needs, in design order."""
-    sizes = split_assignments(assignments_per_task, max_assignments_per_hit)
-    return [
-        HitPlan(task_id, part, n, request_token(study_id, task_id, part))
-        for task_id in task_ids
-        for part, n in enumerate(sizes)
-    ]
+    return plan_study(task_ids, study_id, assignments_per_task, max_assignments_per_hit,
+                      recorded=[]).hits
 
 
 def plan_study(task_ids: list[str], study_id: str, assignments_per_task: int,
-               max_assignments_per_hit: int, reward: Decimal,
-               recorded: list[sqlite3.Row], now: datetime | None = None) -> StudyPlan:
+               max_assignments_per_hit: int, recorded: list[sqlite3.Row],
+               now: datetime | None = None) -> StudyPlan:
     """What the study needs on one target, given the HITs the ledger recorded there.
 
     A recorded HIT keeps its token and size (an intent may have made it already). When a
