@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from crowdkit import sources
 from crowdkit.errors import CrowdkitError
+from crowdkit.observers import MACHINE_TRIALS
 from crowdkit.study import Study
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def study_power(study: Study, *, half_width: float = 0.05, difference: float = 0
         if len(set(pilot["participant_id"])) < 5:
             notes.append("fewer than 5 pilot participants: their spread is a rough guide")
     else:
-        machine = study.data_dir / "machine_trials.parquet"
+        machine = study.data_dir / MACHINE_TRIALS
         if not machine.is_file():
             raise CrowdkitError(f"{study.root}: no pilot data ({target}) and no machine "
                                 f"observer's answers; run `crowdkit collect` after a pilot, "

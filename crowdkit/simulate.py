@@ -35,6 +35,7 @@ from typing import Any
 from crowdkit import sources
 from crowdkit.errors import CrowdkitError
 from crowdkit.ledger import Ledger
+from crowdkit.observers import MACHINE_TRIALS
 from crowdkit.platforms.mturk.local_workers import USER_AGENT, WorkerSite
 from crowdkit.platforms.mturk.quals import NUMBER_APPROVED, PERCENT_APPROVED
 from crowdkit.progress import Progress, silent
@@ -214,7 +215,7 @@ def machine_probabilities(study: Study, ledger: Ledger) -> dict[str, float]:
     data/machine_trials.parquet (`crowdkit mis`), for `simulate --observer mis`."""
     import pandas as pd
 
-    path = study.data_dir / "machine_trials.parquet"
+    path = study.data_dir / MACHINE_TRIALS
     if not path.is_file():
         raise CrowdkitError(f"{path}: no machine observer's answers; run `crowdkit mis "
                             f"{study.root}` first")

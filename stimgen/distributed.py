@@ -24,7 +24,6 @@ Each task runs with the driver's torch thread count, so its numbers are the driv
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,5 +310,3 @@ def worker_device(requested: str, ray: Any) -> str:
     return "cpu"
 
 
-def cpu_count() -> int:
-    return os.cpu_count() or 1

@@ -23,8 +23,8 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from crowdkit.analysis.stats import main_trials
+from crowdkit.observers import MACHINE_TRIALS
 
-MACHINE_TRIALS = "machine_trials.parquet"
 UNIT_COLUMNS = ["condition", "unit", "human_accuracy", "human_trials", "mis",
                 "machine_accuracy", "machine_trials"]
 CORRELATION_COLUMNS = ["condition", "n_units", "pearson_r", "pearson_ci95_low",

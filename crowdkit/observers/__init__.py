@@ -14,3 +14,5 @@ screen every unit of the manifest on tasks drawn the paper's way.
 
 Importing this package loads neither torch nor pandas; running the observer does.
 """
+
+MACHINE_TRIALS = "machine_trials.parquet"  # in a study's data/, beside its targets' folders

@@ -28,6 +28,7 @@ from crowdkit.collect.dataset import Dataset, spreadsheet_safe
 from crowdkit.files import write_atomically
 from crowdkit.ledger import Ledger
 from crowdkit.manifest import load_manifest
+from crowdkit.observers import MACHINE_TRIALS
 from crowdkit.payload import Payload, Timing
 from crowdkit.progress import Progress, silent
 from crowdkit.quality import AssignmentRecord
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from crowdkit.observers.similarity import Similarity, SimilaritySpec
     from crowdkit.observers.tasks import DrawnTask, ObservedTrial
 
-MACHINE_TRIALS = "machine_trials.parquet"
 MIS_CSV = "mis.csv"
 TARGET = "machine"
 MIS_COLUMNS = ["tasks", "unit", "condition", "n_tasks", "mis", "ci_low", "ci_high",
