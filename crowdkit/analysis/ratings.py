@@ -16,16 +16,13 @@ Pure functions of a normalised trials table, like `crowdkit.analysis.stats`.
 
 from __future__ import annotations
 
-import math
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from crowdkit import sources
-from crowdkit.analysis.stats import ALL, included, mean_ci, sort_rows
+from crowdkit.analysis.stats import ALL, included, mean_ci, paired_tests, sort_rows
 
 RATING, REPEATED = "rating", "repeated"
 RATING_COLUMNS = ["rating_time", "unit", "expert_level", "condition", "n_participants",
@@ -112,21 +109,8 @@ def compare_rating_times(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def _paired(start: np.ndarray, end: np.ndarray) -> dict[str, Any]:
-    differences = end - start
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # identical ratings: NaN, reported
-        t = scipy_stats.ttest_rel(end, start)
-        try:
-            rank = scipy_stats.wilcoxon(end, start)
-            rank_statistic, p_rank = float(rank.statistic), float(rank.pvalue)
-        except ValueError:  # every difference is zero
-            rank_statistic, p_rank = math.nan, math.nan
-    sd = float(np.std(differences, ddof=1))
     return {"n": len(start), "mean_start": float(start.mean()), "mean_end": float(end.mean()),
-            "difference": float(differences.mean()), "t": float(t.statistic),
-            "df": len(start) - 1, "p_t": float(t.pvalue), "rank_statistic": rank_statistic,
-            "p_rank": p_rank, "effect_size_kind": "cohen_d_z",
-            "effect_size": float(differences.mean()) / sd if sd > 0 else math.nan}
+            **paired_tests(end, start)}
 
 
 def repeat_agreement(trials: pd.DataFrame) -> pd.DataFrame:

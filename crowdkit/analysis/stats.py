@@ -291,15 +291,27 @@ def _compare_pair(wide: pd.DataFrame, first: str, second: str) -> dict[str, Any]
         return _unpaired(first, second, a.to_numpy(), b.to_numpy())
 
 
-def _paired(first: str, second: str, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """a - b on the same participants: the paired t-test, Wilcoxon's signed-rank test and
+    Cohen's d_z. Identical values give NaN statistics (reported as such), not warnings."""
     differences = a - b
-    t_result = stats.ttest_rel(a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        t_result = stats.ttest_rel(a, b)
+        try:
+            rank = stats.wilcoxon(a, b)
+            rank_statistic, p_rank = float(rank.statistic), float(rank.pvalue)
+        except ValueError:  # every difference is zero: nothing to rank
+            rank_statistic, p_rank = math.nan, math.nan
     sd = float(np.std(differences, ddof=1))
-    try:
-        rank = stats.wilcoxon(a, b)
-        rank_statistic, p_rank = float(rank.statistic), float(rank.pvalue)
-    except ValueError:  # every difference is zero: nothing to rank
-        rank_statistic, p_rank = math.nan, math.nan
+    return {"difference": float(differences.mean()), "t": float(t_result.statistic),
+            "df": len(a) - 1, "p_t": float(t_result.pvalue), "rank_statistic": rank_statistic,
+            "p_rank": p_rank, "effect_size_kind": "cohen_d_z",
+            "effect_size": float(differences.mean()) / sd if sd > 0 else math.nan}
+
+
+def _paired(first: str, second: str, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    tests = paired_tests(a, b)
     return {
         "condition_a": first,
         "condition_b": second,
@@ -310,16 +322,16 @@ def _paired(first: str, second: str, a: np.ndarray, b: np.ndarray) -> dict[str, 
         "mean_b": float(b.mean()),
         "accuracy_a": float(a.mean()),
         "accuracy_b": float(b.mean()),
-        "difference": float(differences.mean()),
+        "difference": tests["difference"],
         "t_test": "paired",
-        "t": float(t_result.statistic),
-        "df": len(a) - 1,
-        "p_t": float(t_result.pvalue),
+        "t": tests["t"],
+        "df": tests["df"],
+        "p_t": tests["p_t"],
         "rank_test": "wilcoxon",
-        "rank_statistic": rank_statistic,
-        "p_rank": p_rank,
-        "effect_size_kind": "cohen_d_z",
-        "effect_size": float(differences.mean()) / sd if sd > 0 else math.nan,
+        "rank_statistic": tests["rank_statistic"],
+        "p_rank": tests["p_rank"],
+        "effect_size_kind": tests["effect_size_kind"],
+        "effect_size": tests["effect_size"],
     }
 
 
