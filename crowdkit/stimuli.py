@@ -43,10 +43,10 @@ def render_study_stimuli(
     stimuli are put on one page, stimuli/gallery.html (`result.gallery`). Nothing is
     printed; the CLI prints the plan, `result.summary_lines()` and `result.warnings`.
     """
-    from crowdkit.analysis.gallery import write_gallery
+    from crowdkit.gallery import write_gallery
     from stimgen.pipeline import render_stimuli
 
     result = render_stimuli(stimuli_job(study, ray), device=device, progress=progress,
                             on_plan=on_plan, estimate=estimate)
-    result.gallery = write_gallery(result.manifest_path)
+    result.gallery = write_gallery(result.manifest_path, manifest=result.manifest)
     return result

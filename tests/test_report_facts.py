@@ -15,8 +15,8 @@ import pytest
 
 from crowdkit import analysis
 from crowdkit.analysis.figures import _error
-from crowdkit.analysis.gallery import write_gallery
 from crowdkit.analysis.tables import FEW_NOTE, format_accuracy
+from crowdkit.gallery import write_gallery
 from crowdkit.localturk import LocalTurk
 from crowdkit.study import load_study
 from tests.factories import make_manifest, make_study, mturk

@@ -32,10 +32,12 @@ h1 { font-size: 1.5rem; } h2 { font-size: 1.1rem; margin: 2rem 0 0.3rem; }
 """
 
 
-def write_gallery(manifest_path: Path, out: Path | None = None) -> Path:
+def write_gallery(manifest_path: Path, out: Path | None = None, *,
+                  manifest: Manifest | None = None) -> Path:
     """Write the gallery of the stimuli `manifest_path` describes; return its path
-    (default: gallery.html beside the manifest, where its relative links resolve)."""
-    manifest = load_manifest(manifest_path)
+    (default: gallery.html beside the manifest, where its relative links resolve).
+    `manifest` is that file already read (the stimuli run's own), so it is not read again."""
+    manifest = manifest or load_manifest(manifest_path)
     out = out or manifest_path.parent / GALLERY
     write_atomically(out, gallery_html(manifest, _prefix(manifest_path.parent, out.parent)))
     return out
