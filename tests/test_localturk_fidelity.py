@@ -97,6 +97,27 @@ def test_qualification_type_pages_neither_skip_nor_repeat_when_types_are_added(m
         set(seen)
 
 
+def test_pages_skip_nothing_created_after_the_last_entry_was_deleted(mturk):
+    """SQLite gives a deleted last row's rowid to the next insert; pages by rowid would then
+    put the new entry behind a NextToken already handed out."""
+    ids = [new_type(mturk, f"Q {i}") for i in range(3)]
+    page = mturk.list_qualification_types(MustBeRequestable=True, MustBeOwnedByCaller=True,
+                                          MaxResults=3)
+    mturk.delete_qualification_type(QualificationTypeId=ids[-1])
+    new_type(mturk, "Made after the delete")
+    rest = mturk.list_qualification_types(MustBeRequestable=True, MustBeOwnedByCaller=True,
+                                          MaxResults=3, NextToken=page["NextToken"])
+    assert [t["Name"] for t in rest["QualificationTypes"]] == ["Made after the delete"]
+
+    for worker in ("A1", "A2", "A3"):
+        mturk.create_worker_block(WorkerId=worker, Reason="test")
+    page = mturk.list_worker_blocks(MaxResults=3)
+    mturk.delete_worker_block(WorkerId="A3", Reason="undo")
+    mturk.create_worker_block(WorkerId="A4", Reason="test")
+    rest = mturk.list_worker_blocks(MaxResults=3, NextToken=page["NextToken"])
+    assert [b["WorkerId"] for b in rest["WorkerBlocks"]] == ["A4"]
+
+
 # --- 7: UpdateExpirationForHIT ---------------------------------------------------------------
 def test_expiration_can_only_be_extended_by_a_minute_or_more_or_ended_now(turk, mturk):
     # MTurk API reference, UpdateExpirationForHIT: "extend the expiration time of a HIT

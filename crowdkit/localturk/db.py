@@ -286,6 +286,21 @@ class TurkDB:
             self._conn.close()
 
     # --- meta, money, time ----------------------------------------------------------
+    def next_rowid(self, table: str) -> int:
+        """A rowid never given out before in `table`, for listings paged by rowid.
+
+        SQLite hands the next insert max(rowid) + 1, so after the last row is deleted its
+        rowid comes back, and a new row would sort behind a NextToken already given out
+        (MTurk's pages skip nothing). The high-water mark is kept in meta.
+        """
+        if table not in ("qualification_types", "worker_blocks"):
+            raise ValueError(table)
+        top = self.one(f"SELECT COALESCE(MAX(rowid), 0) AS top FROM {table}")
+        seen = int(self.meta(f"rowid:{table}") or 0)
+        rowid = max(int(top["top"]) if top else 0, seen) + 1
+        self.set_meta(f"rowid:{table}", str(rowid))
+        return rowid
+
     def meta(self, key: str) -> str | None:
         row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else row["value"]

@@ -15,9 +15,9 @@ def create_worker_block(api: Requester, params: Params) -> Answer:
     worker_id = check.text(params, "WorkerId", 64)
     reason = check.text(params, "Reason", 1024)
     api.db.execute(
-        "INSERT INTO worker_blocks (worker_id, reason, created) VALUES (?, ?, ?) "
+        "INSERT INTO worker_blocks (rowid, worker_id, reason, created) VALUES (?, ?, ?, ?) "
         "ON CONFLICT(worker_id) DO UPDATE SET reason = excluded.reason",
-        (worker_id, reason, api.now()))
+        (api.db.next_rowid("worker_blocks"), worker_id, reason, api.now()))
     return {}
 
 

@@ -69,10 +69,10 @@ def create_qualification_type(api: Requester, params: Params) -> Answer:
         )
     type_id = new_id()
     api.db.execute(
-        "INSERT INTO qualification_types (qualification_type_id, name, description, "
+        "INSERT INTO qualification_types (rowid, qualification_type_id, name, description, "
         "keywords, status, retry_delay, test, answer_key, test_duration, auto_granted, "
-        "auto_granted_value, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (type_id, name, settings["description"],
+        "auto_granted_value, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (api.db.next_rowid("qualification_types"), type_id, name, settings["description"],
          check.text(params, "Keywords", 1000, needed=False) or "", settings["status"],
          settings["retry_delay"], settings["test"], settings["answer_key"],
          settings["test_duration"], settings["auto_granted"],
