@@ -58,7 +58,7 @@ def study_power(study: Study, *, half_width: float = 0.05, difference: float = 0
     import pandas as pd
 
     from crowdkit.analysis.load import load_trials, trials_file
-    from crowdkit.analysis.power import machine_spread, pilot_spread, power_tables
+    from crowdkit.analysis.power import choose_spread, power_tables
 
     if source not in SOURCES:
         raise CrowdkitError(f"--source {source!r}: expected one of {', '.join(SOURCES)}")
@@ -72,25 +72,33 @@ def study_power(study: Study, *, half_width: float = 0.05, difference: float = 0
         except CrowdkitError:
             if source == "pilot":
                 raise
-    if pilot is not None and len(pilot):
-        sds, diffs = pilot_spread(pilot)
-        used = "pilot"
-        if len(set(pilot["participant_id"])) < 5:
-            notes.append("fewer than 5 pilot participants: their spread is a rough guide")
-    else:
-        machine = study.data_dir / MACHINE_TRIALS
-        if not machine.is_file():
-            raise CrowdkitError(f"{study.root}: no pilot data ({target}) and no machine "
-                                f"observer's answers; run `crowdkit collect` after a pilot, "
-                                f"or `crowdkit mis {study.root}`")
-        sds, diffs = machine_spread(pd.read_parquet(machine)), {}
-        used = "machine"
+    machine_path = study.data_dir / MACHINE_TRIALS
+    machine = (pd.read_parquet(machine_path) if source != "pilot" and machine_path.is_file()
+               else None)
+    sds, diffs, used = choose_spread(pilot, machine)
+    if not sds:
+        raise CrowdkitError(_no_spread(study, target, pilot, machine))
+    if used == "pilot" and pilot is not None and len(set(pilot["participant_id"])) < 5:
+        notes.append("fewer than 5 pilot participants: their spread is a rough guide")
+    if used == "machine":
         notes.append("from the machine observer: people also differ in skill, which it "
                      "leaves out, so these numbers are a lower bound; a pilot's are the "
                      "ones to plan with")
-    if not sds:
-        raise CrowdkitError(f"{study.root}: the {used} data have no main trials")
     conditions, pairs = power_tables(sds, diffs, paired=paired, half_width=half_width,
                                      difference=difference, source=used,
                                      order=sources.order(list(sds)))
     return PowerResult(used, paired, conditions, pairs, notes)
+
+
+def _no_spread(study: Study, target: str, pilot: pd.DataFrame | None,
+               machine: pd.DataFrame | None) -> str:
+    """Why there is nothing to size the study from, and what to run."""
+    if pilot is not None and len(pilot):
+        have = (f"the pilot data ({target}) have no condition with two or more "
+                "participants' main trials")
+    else:
+        have = f"no pilot data ({target})"
+    if machine is None:
+        return (f"{study.root}: {have} and no machine observer's answers; run `crowdkit "
+                f"collect` after a pilot, or `crowdkit mis {study.root}`")
+    return f"{study.root}: {have}, and the machine observer's answers have no main trials"

@@ -158,3 +158,30 @@ def test_a_pilot_too_small_for_a_spread_falls_back_to_the_machine_files(tmp_path
     conditions, _ = report_power(pilot, load_machine(tmp_path / "machine_trials.parquet"),
                                  paired=False)
     assert list(conditions["source"]) == ["machine"], conditions
+
+
+def test_crowdkit_power_chooses_as_the_report_does(tmp_path):
+    """A pilot of one participant per condition has no spread: the command falls back to
+    the machine observer as the report does, and without one says so in a line, instead of
+    printing an SD of nan."""
+    from crowdkit.errors import CrowdkitError
+    from crowdkit.power import study_power
+    from crowdkit.study import load_study
+    from tests.factories import make_study
+
+    study = load_study(make_study(tmp_path / "s"))
+    pilot = pd.DataFrame({"participant_id": ["p0"] * 2, "condition": ["natural"] * 2,
+                          "phase": ["main"] * 2, "unit": ["u0", "u1"], "excluded": [False] * 2,
+                          "correct": [True, False]})
+    folder = study.target_data_dir("local")
+    folder.mkdir(parents=True)
+    pilot.to_parquet(folder / "trials.parquet")
+    with pytest.raises(CrowdkitError, match="no condition with two or more participants"):
+        study_power(study)
+    pd.DataFrame({
+        "participant_id": ["machine:x"] * 4, "task_id": ["t0", "t0", "t1", "t1"],
+        "phase": ["main"] * 4, "condition": ["natural"] * 4, "unit": ["u0", "u0", "u1", "u1"],
+        "correct": [True, False, True, True], "p_correct": [0.7, 0.4, 0.8, 0.9],
+    }).to_parquet(study.data_dir / "machine_trials.parquet")
+    result = study_power(study)
+    assert result.source == "machine" and "lower bound" in " ".join(result.notes)

@@ -128,16 +128,30 @@ def power_tables(sds: dict[str, float], diffs: dict[tuple[str, str], float], *, 
             pd.DataFrame(pairs, columns=PAIR_COLUMNS))
 
 
+def choose_spread(pilot: pd.DataFrame | None, machine: pd.DataFrame | None
+                  ) -> tuple[dict[str, float], dict[tuple[str, str], float], str]:
+    """The spread to size a study from, and its source: the pilot's where it has one (a
+    condition with two or more participants), else the machine observer's answers;
+    empty, with source "", when neither has one. The report and `crowdkit power` both
+    choose here, so they never disagree about where their numbers come from."""
+    if pilot is not None and len(pilot):
+        sds, diffs = pilot_spread(pilot)
+        sds = {c: v for c, v in sds.items() if math.isfinite(v)}
+        if sds:
+            return sds, diffs, "pilot"
+    if machine is not None and len(machine):
+        sds = machine_spread(machine)
+        if sds:
+            return sds, {}, "machine"
+    return {}, {}, ""
+
+
 def report_power(trials: pd.DataFrame, machine: pd.DataFrame | None, *, paired: bool,
                  half_width: float = 0.05, difference: float = 0.10
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The sample sizes the report shows: from the analysed (pilot) data where they have
     participants' spread, else from the machine observer's answers, else empty tables."""
-    sds, diffs = pilot_spread(trials) if len(trials) else ({}, {})
-    sds = {c: v for c, v in sds.items() if math.isfinite(v)}
-    source = "pilot"
-    if not sds and machine is not None and len(machine):
-        sds, diffs, source = machine_spread(machine), {}, "machine"
+    sds, diffs, source = choose_spread(trials, machine)
     if not sds:
         return (pd.DataFrame(columns=CONDITION_COLUMNS), pd.DataFrame(columns=PAIR_COLUMNS))
     return power_tables(sds, diffs, paired=paired, half_width=half_width,
