@@ -64,12 +64,16 @@ def gpus_per_task(ray: Any) -> float:
 
 
 def map_tasks(address: str, function: Callable[..., R], items: Sequence[T],
-              *args: Any, on_done: Callable[[int, R], None] | None = None) -> list[R]:
+              *args: Any, device: str = "cpu",
+              on_done: Callable[[int, R], None] | None = None) -> list[R]:
     """`function(item, *args)` for each item as Ray tasks; results in item order.
 
+    Each task asks for a GPU only when `device` (the workers' device, `worker_device`) is
+    CUDA: a CPU run on a cluster with GPUs must not hold one GPU per task and idle.
     `on_done(index, result)` is called as each finishes, in completion order."""
     ray = connect(address)
-    remote = ray.remote(num_cpus=1, num_gpus=gpus_per_task(ray), max_retries=2)(_call)
+    gpus = 1.0 if device.startswith("cuda") else 0.0
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=2)(_call)
     threads = _threads()
     refs = [remote.remote(function, threads, item, *args) for item in items]
     index_of = {ref: i for i, ref in enumerate(refs)}
@@ -180,7 +184,7 @@ def scan_sharded(
             progress(shard.stop - shard.start)
 
     map_tasks(address, _scan_shard, todo, spec, units, folder, k, batch_size,
-              str(checkpoint_dir), key, on_done=done)
+              str(checkpoint_dir), key, device=spec.device, on_done=done)
     extremes = StreamingExtremes(len(units), k)
     n_skipped, skipped = 0, []
     for shard in plan:  # in dataset order: the merge is exact in any order, this is tidy
@@ -235,7 +239,7 @@ def render_chunks(address: str, spec: ModelSpec, chunks: list[list[Any]], settin
     """Each chunk's rendered groups, one Ray task per chunk, in chunk order; `on_done(i,
     groups)` as each finishes."""
     return map_tasks(address, _render_chunk, chunks, spec, settings, transform_seed,
-                     on_done=on_done)
+                     device=spec.device, on_done=on_done)
 
 
 def _render_chunk(chunk: list[Any], spec: ModelSpec, settings: Any,
@@ -288,12 +292,9 @@ class RayTarget:
                finish: Callable[[list[Any]], None], advance: Callable[[int], None]) -> None:
         """stimgen's chunks of feature visualizations, one Ray task each; `finish(groups)`
         saves each chunk's images as it comes back."""
-        import torch
+        from stimgen.featurevis import plan_chunks
 
-        from stimgen.featurevis import default_chunk_images, plan_chunks
-
-        per_chunk = chunk_images or default_chunk_images(torch.device(self.spec.device),
-                                                         settings.image_size)
+        per_chunk = chunk_images or self._chunk_images(settings.image_size)
         chunks = plan_chunks(todo, layer_order, per_chunk // settings.n_images)
 
         def done(i: int, groups: list[Any]) -> None:
@@ -301,6 +302,25 @@ class RayTarget:
             advance(len(chunks[i]) * settings.steps)
 
         render_chunks(self.address, self.spec, chunks, settings, transform_seed, on_done=done)
+
+    def _chunk_images(self, image_size: int) -> int:
+        """Images per chunk for the workers' device, measured where that device is: a
+        driver without the workers' GPU asks a worker."""
+        import torch
+
+        device = torch.device(self.spec.device)
+        if device.type != "cuda" or torch.cuda.is_available():
+            return _default_chunk_images(image_size, self.spec.device)
+        return map_tasks(self.address, _default_chunk_images, [image_size], self.spec.device,
+                         device=self.spec.device)[0]
+
+
+def _default_chunk_images(image_size: int, device: str) -> int:
+    import torch
+
+    from stimgen.featurevis import default_chunk_images
+
+    return default_chunk_images(torch.device(device), image_size)
 
 
 def worker_device(requested: str, ray: Any) -> str:

@@ -100,7 +100,7 @@ def test_an_interrupted_sharded_scan_redoes_only_unfinished_shards(tmp_path, clu
     assert manifest_json(root) == expected
 
 
-def _in_process_map(address, function, items, *args, on_done=None):
+def _in_process_map(address, function, items, *args, device="cpu", on_done=None):
     """map_tasks without Ray, so a test can see which shards were computed."""
     results = []
     for i, item in enumerate(items):
@@ -126,3 +126,35 @@ def test_the_machine_observer_on_ray_equals_the_in_process_run(tmp_path, cluster
     assert there.embedded == here.embedded > 0
     assert there.trials.equals(here.trials)
     assert there.scores.equals(here.scores)
+
+
+def test_tasks_ask_for_a_gpu_only_when_the_run_uses_one(monkeypatch):
+    """On a cluster with GPUs, a CPU run's tasks ask for none (one GPU per task would leave
+    all but a few idle); `auto` takes the cluster's GPUs, `cpu` never does."""
+    asked: dict = {}
+
+    class Remote:
+        def remote(self, function, threads, item, *args):
+            return ("ref", item)
+
+    class Cluster:
+        def cluster_resources(self):
+            return {"CPU": 64.0, "GPU": 8.0}
+
+        def remote(self, **options):
+            asked.update(options)
+            return lambda function: Remote()
+
+        def wait(self, pending, num_returns):
+            return pending[:1], pending[1:]
+
+        def get(self, ref):
+            return ref[1]
+
+    monkeypatch.setattr(distributed, "connect", lambda address: Cluster())
+    assert distributed.map_tasks("cluster", str, [1, 2], device="cpu") == [1, 2]
+    assert asked["num_gpus"] == 0
+    distributed.map_tasks("cluster", str, [1], device="cuda")
+    assert asked["num_gpus"] == 1
+    assert distributed.worker_device("cpu", Cluster()) == "cpu"
+    assert distributed.worker_device("auto", Cluster()) == "cuda"

@@ -106,7 +106,8 @@ def run_mis(study: Study, *, all_units: int = 0, device: str | None = None,
     if all_units:
         drawn = drawn_tasks(study, load_manifest(study.manifest_path), all_units, spec.seed)
     observer = Observer(spec, torch_device, study.root / ".cache" / "mis",
-                        study.config.mis.batch_size, ray or study.config.compute.ray or None)
+                        study.config.mis.batch_size, ray or study.config.compute.ray or None,
+                        requested=device or study.config.mis.device)
     files = [*[t.top for t in trials], *[t.bottom for t in trials],
              *[p for t in trials for p in (*t.max_refs, *t.min_refs)],
              *[p for d in drawn for p in (d.top, d.bottom, *d.max_refs, *d.min_refs)]]
@@ -133,7 +134,7 @@ class Observer:
     """A similarity function with its embedding cache: images in, probabilities out."""
 
     def __init__(self, spec: SimilaritySpec, device: Any, cache_dir: Path,
-                 batch_size: int | None, ray: str | None) -> None:
+                 batch_size: int | None, ray: str | None, requested: str = "auto") -> None:
         from crowdkit.observers.similarity import EmbeddingCache, load_similarity
 
         self.spec, self.device, self.ray = spec, device, ray
@@ -141,7 +142,9 @@ class Observer:
         self.name = f"machine:{self.similarity.name}"
         self.note = self.similarity.note
         self.cache = EmbeddingCache(cache_dir / f"{self.similarity.fingerprint}.pt")
-        self.batch_size = batch_size or (64 if device.type == "cuda" else 16)
+        self.configured_batch = batch_size
+        self.batch_size = batch_size or _batch_for(device.type)
+        self.requested = requested  # the device asked for: Ray workers resolve it for theirs
         self.row: dict[Path, int] = {}  # image file -> its row in `matrix`
         self.embedded = 0
         self.images = 0
@@ -180,16 +183,19 @@ class Observer:
                                embed_arrays(self.similarity, part, self.device, len(part)))
                 advance(len(part))
             return
-        from stimgen.distributed import map_tasks
+        from stimgen.distributed import connect, map_tasks, worker_device
 
-        size = self.batch_size * 4
+        on = worker_device(self.requested, connect(self.ray))
+        batch = self.configured_batch or _batch_for(on)
+        size = batch * 4
         batches = [arrays[i:i + size] for i in range(0, len(arrays), size)]
 
         def done(i: int, vectors: Any) -> None:
             self.cache.add(hashes[i * size:i * size + len(batches[i])], vectors)
             advance(len(batches[i]))
 
-        map_tasks(self.ray, embed_batch, batches, self.spec, self.batch_size, on_done=done)
+        map_tasks(self.ray, embed_batch, batches, self.spec, batch, on, device=on,
+                  on_done=done)
 
     def p_top(self, tasks: list[EmbeddedTask], alpha: float) -> list[float]:
         from crowdkit.observers.mis import p_top
@@ -197,14 +203,19 @@ class Observer:
         return p_top(self.similarity, self.matrix, tasks, alpha, device=self.device)
 
 
-def embed_batch(arrays: list[Any], spec: SimilaritySpec, batch_size: int) -> Any:
-    """One batch of images embedded in a Ray worker (on its GPU where it has one); the
-    similarity function is built once per worker process."""
+def _batch_for(device_type: str) -> int:
+    return 64 if device_type == "cuda" else 16
+
+
+def embed_batch(arrays: list[Any], spec: SimilaritySpec, batch_size: int, device_name: str
+                ) -> Any:
+    """One batch of images embedded in a Ray worker on the device the run asked for (its
+    GPU where it was given one); the similarity function is built once per worker process."""
     import torch
 
     from crowdkit.observers.similarity import embed_arrays, load_similarity
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device_name)
     key = (spec, str(device))
     if key not in _WORKER_SIMILARITY:
         _WORKER_SIMILARITY[key] = load_similarity(spec, device)
