@@ -28,7 +28,7 @@ import json
 import random
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ from crowdkit.platforms.mturk.local_workers import USER_AGENT, WorkerSite
 from crowdkit.platforms.mturk.quals import NUMBER_APPROVED, PERCENT_APPROVED
 from crowdkit.progress import Progress, silent
 from crowdkit.study import Study
+from crowdkit.tasks import DesignedTask
 from crowdkit.trials import registry
 from crowdkit.trials.base import DEFAULT_TYPE, SimulatedParticipant
 from crowdkit.units import plural
@@ -198,11 +199,11 @@ def tamper(payload: dict[str, Any], kind: str, rng: random.Random) -> dict[str, 
     return payload
 
 
-def oracle(ledger: Ledger) -> dict[str, object]:
+def oracle(tasks: Sequence[DesignedTask]) -> dict[str, object]:
     """Trial id -> the right answer (its type's `truth`: for 2-AFC, the max query's
-    position), plus "catch:<id>" markers, from the ledger."""
+    position), plus "catch:<id>" markers, from the ledger's tasks."""
     truth: dict[str, object] = {}
-    for task in ledger.tasks():
+    for task in tasks:
         for trial in task.key.trials:
             truth[trial.trial_id] = registry.get(trial.type).truth(trial)
             if trial.phase == "catch":
@@ -210,7 +211,7 @@ def oracle(ledger: Ledger) -> dict[str, object]:
     return truth
 
 
-def machine_probabilities(study: Study, ledger: Ledger) -> dict[str, float]:
+def machine_probabilities(study: Study, tasks: Sequence[DesignedTask]) -> dict[str, float]:
     """Trial id -> the machine observer's probability of the right choice, from
     data/machine_trials.parquet (`crowdkit mis`), for `simulate --observer mis`."""
     import pandas as pd
@@ -223,7 +224,7 @@ def machine_probabilities(study: Study, ledger: Ledger) -> dict[str, float]:
     p = {(str(t), int(i)): float(v) for t, i, v in
          zip(rows["task_id"], rows["trial_index"], rows["p_correct"], strict=True)}
     return {trial.trial_id: p[(task.key.task_id, trial.trial_index)]
-            for task in ledger.tasks() for trial in task.key.trials
+            for task in tasks for trial in task.key.trials
             if (task.key.task_id, trial.trial_index) in p}
 
 
@@ -275,9 +276,10 @@ def simulate(study: Study, settings: SimulationSettings, endpoint: str | None = 
         raise CrowdkitError(f"--observer {observer!r}: the one machine observer is mis")
     with Ledger.open(study.db_path) as ledger:
         hit_ids = {h["hit_id"] for h in ledger.hits("local") if h["hit_id"]}
-        truth = oracle(ledger)
-        if observer == "mis":
-            settings.trial_p = machine_probabilities(study, ledger)
+        tasks = ledger.tasks()  # each task's JSON validated once, for both uses
+    truth = oracle(tasks)
+    if observer == "mis":
+        settings.trial_p = machine_probabilities(study, tasks)
     if not hit_ids:
         raise CrowdkitError(f"{study.db_path}: no local HITs; run `crowdkit publish "
                             f"{study.root} --target local` first")

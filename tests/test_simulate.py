@@ -113,7 +113,7 @@ def test_simulated_payloads_are_what_the_page_submits(world) -> None:
     assignment = site.accept("ASIMCHECK1", hits[0]["HITId"])
     task = page_task(site.page(assignment["QuestionURL"]))
     with Ledger.open(study.db_path) as ledger:
-        truth = oracle(ledger)
+        truth = oracle(ledger.tasks())
     keys = task_keys(study)
     data = answer_task(task, truth, "careful", SimulationSettings(), random.Random(0))
     # The page's task is the public task; the payload parses cleanly against the key.
