@@ -173,6 +173,10 @@ def test_all_units_scores_every_unit_on_drawn_tasks(designed):
     scores = pd.read_csv(designed / "data" / "mis.csv")
     drawn = scores[scores["tasks"] == "drawn"]
     assert set(drawn["unit"]) == {u for u in scores["unit"]} | set(drawn["unit"])
+    from crowdkit.manifest import load_manifest
+
+    every = {u.id for u in load_manifest(load_study(designed).manifest_path).units}
+    assert set(drawn["unit"]) == every  # every unit of the manifest, not only the designed
     assert len(drawn) == 6 * 2 and (drawn["n_tasks"] == 5).all()  # 6 units x 2 conditions
 
 
