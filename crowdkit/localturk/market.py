@@ -52,16 +52,17 @@ class HitState:
     in_progress: int
     submitted: int
     reviewed: int
-    open_slots: int
+    # NumberOfAssignmentsAvailable: the slots nobody holds. MTurk keeps counting them after
+    # the HIT expires (its status, not this number, says that no one can take one), and so
+    # does localturk.
+    available: int
     expired: bool
     status: str
 
     @property
-    def available(self) -> int:
-        """NumberOfAssignmentsAvailable: the slots nobody holds. MTurk keeps counting them
-        after the HIT expires (its status, not this number, says that no one can take
-        one), and so does localturk."""
-        return self.open_slots
+    def reviewable(self) -> bool:
+        """Reviewable or Reviewing: what DeleteHIT, disposal and HITReviewable look for."""
+        return self.status in ("Reviewable", "Reviewing")
 
     @property
     def assignable(self) -> bool:
@@ -111,7 +112,7 @@ class Market(WorkerRecords):
         rows = self.db.all(HIT_SELECT + " WHERE h.disposed = 0 AND h.created <= ?",
                            (now - DISPOSE_AFTER_S,))
         for state in self.states(rows, now):
-            if state.status in ("Reviewable", "Reviewing") and not state.submitted:
+            if state.reviewable and not state.submitted:
                 self.dispose(state.row, now)
 
     def dispose(self, hit: sqlite3.Row, now: float) -> None:
@@ -132,7 +133,7 @@ class Market(WorkerRecords):
                                 (row["expiration"], row["hit_id"]))
                 self.events.emit("HITExpired", row["expiration"], row["hit_type_id"],
                                  row["hit_id"])
-            reviewable = state.status in ("Reviewable", "Reviewing")
+            reviewable = state.reviewable
             if reviewable != bool(row["reviewable_notified"]):
                 self.db.execute("UPDATE hits SET reviewable_notified = ? WHERE hit_id = ?",
                                 (int(reviewable), row["hit_id"]))
@@ -206,7 +207,7 @@ class Market(WorkerRecords):
         total = Decimal("0.00")
         for state in self.states(rows, now):
             slots = state.in_progress + state.submitted
-            slots += 0 if state.expired else state.open_slots
+            slots += 0 if state.expired else state.available
             if slots:
                 total += sum(self.assignment_cost(state.row)) * slots
         return total

@@ -8,7 +8,13 @@ from crowdkit.localturk import params as check
 from crowdkit.localturk.api.base import Answer, Operation, Requester
 from crowdkit.localturk.api.hits import hit_answer
 from crowdkit.localturk.api.shapes import assignment_json, bonus_json
-from crowdkit.localturk.errors import RequestError, invalid, out_of_range, wrong_state
+from crowdkit.localturk.errors import (
+    STATE_CODES,
+    RequestError,
+    invalid,
+    out_of_range,
+    wrong_state,
+)
 from crowdkit.localturk.fees import bonus_fee
 from crowdkit.localturk.market import REQUESTER_VISIBLE
 from crowdkit.localturk.params import Params
@@ -54,7 +60,7 @@ def approve_assignment(api: Requester, params: Params) -> Answer:
             raise RequestError(
                 f"Assignment {row['assignment_id']} was submitted more than 30 days ago; a "
                 "rejection can be overridden only within 30 days of submission.",
-                "AWS.MechanicalTurk.InvalidAssignmentState")
+                STATE_CODES["assignment"])
         reward, fee = api.market.assignment_cost(hit)
         api.market.ensure_funds(reward + fee, now)
     elif row["status"] != "Submitted":

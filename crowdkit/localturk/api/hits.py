@@ -12,6 +12,7 @@ from crowdkit.localturk.api.base import Answer, Operation, Requester
 from crowdkit.localturk.api.shapes import hit_json
 from crowdkit.localturk.db import new_id
 from crowdkit.localturk.errors import (
+    STATE_CODES,
     ParameterValidationError,
     RequestError,
     out_of_range,
@@ -200,14 +201,14 @@ def delete_hit(api: Requester, params: Params) -> Answer:
     """Only a Reviewable or Reviewing HIT whose submitted work is all reviewed."""
     hit = api.hit(params)
     state = api.market.state(hit, api.now())
-    if state.status not in ("Reviewable", "Reviewing"):
+    if not state.reviewable:
         raise wrong_state("HIT", state.status, "Reviewing, Reviewable")
     if state.submitted:
         raise RequestError(
             f"This HIT has {state.submitted} submitted assignments that are neither "
             "approved nor rejected. This operation can be called when all submitted "
             "assignments have been approved or rejected.",
-            "AWS.MechanicalTurk.InvalidHITState",
+            STATE_CODES["HIT"],
         )
     api.market.dispose(hit, api.now())
     return {}

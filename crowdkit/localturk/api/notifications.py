@@ -79,7 +79,7 @@ def _baseline(api: Requester, hit_type_id: str) -> None:
         api.db.execute(
             "UPDATE hits SET expiry_notified = ?, reviewable_notified = ? WHERE hit_id = ?",
             (state.row["expiration"] if state.expired else None,
-             int(state.status in ("Reviewable", "Reviewing")), state.row["hit_id"]))
+             int(state.reviewable), state.row["hit_id"]))
 
 
 def send_test_event_notification(api: Requester, params: Params) -> Answer:
