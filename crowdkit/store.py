@@ -63,9 +63,17 @@ class UploadResult:
 
 
 class Store(Protocol):
-    """What publishing needs from a host of stimuli."""
+    """What publishing needs from a host of stimuli.
+
+    `checked_over_http`: publish checks that browsers can load the images by fetching one
+    from `base_url` after the upload (a CDN, a tunnel, an S3-compatible server), because
+    nothing else can tell it.
+    """
 
     base_url: str
+
+    @property
+    def checked_over_http(self) -> bool: ...
 
     def upload(self, images: list[Image], progress: Callable[[int], None] | None = None,
                ) -> UploadResult: ...
@@ -386,6 +394,8 @@ def _s3_code(exc: BaseException) -> str:
 class LocalStore:
     """The study's images in the local service's files folder, served at `<base>/files/`."""
 
+    checked_over_http = False  # the service that takes the HITs serves them itself
+
     def __init__(self, files_dir: Path | str, base_url: str) -> None:
         self.files_dir = Path(files_dir)
         self.base_url = base_url.rstrip("/") + "/files/"
@@ -436,6 +446,8 @@ class HttpLocalStore:
         self.upload_url = self.endpoint + "/files/"
         self.base_url = (public_base_url.rstrip("/") + "/" if public_base_url
                          else self.upload_url)
+        # behind a tunnel or proxy, only a fetch shows that browsers reach the images
+        self.checked_over_http = public_base_url is not None
 
     def describe(self) -> str:
         return self.upload_url

@@ -165,3 +165,23 @@ def images_a_browser_loads(turk: LocalTurk, hit_id: str) -> list[str]:
         finally:
             browser.close()
     return loaded
+
+
+def test_the_local_service_behind_a_public_url_is_checked_as_browsers_see_it(tmp_path):
+    """[storage] backend = "local" with a public_base_url (the local service behind a
+    tunnel, for sandbox or live): an address that serves nothing stops publish before any
+    HIT exists, as it does for S3 at a CDN."""
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{free.getsockname()[1]}/files"
+    with LocalTurk(tmp_path / "t.db", port=0) as turk:
+        root = storage_study(tmp_path / "s", f'backend = "local"\npublic_base_url = "{nowhere}"',
+                             mturk=f'local_endpoint = "{turk.endpoint_url}"')
+        done = subprocess.run([sys.executable, "-m", "crowdkit", "publish", str(root),
+                               "--target", "local"], capture_output=True, text=True, cwd=ROOT,
+                              timeout=300)
+        assert done.returncode == 1, done.stdout
+        assert done.stderr.startswith(f"error: browsers cannot load the images: {nowhere}/")
+        assert turk.boto3_client().list_hits()["HITs"] == []

@@ -305,7 +305,7 @@ def _host_images(run: _Run, store: Store, apply_policy: bool) -> None:
     images = images_from_ledger(run.image_rows, run.study.root)
     with run.progress("uploading images", total=len(images)) as advance:
         uploaded = store.upload(images, progress=advance)
-    if isinstance(store, S3Store) and store.checked_over_http and images:
+    if store.checked_over_http and images:
         check_served(store.base_url, images[0])  # as a worker's browser asks for it
     result = run.result
     result.uploaded = len(uploaded.uploaded)
