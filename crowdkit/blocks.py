@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from crowdkit.collect.dataset import pseudonym
+from crowdkit.collect.dataset import is_pseudonym, pseudonym
 from crowdkit.errors import CrowdkitError
 from crowdkit.ledger import Ledger
 from crowdkit.platforms.base import Platform, PlatformError
@@ -48,15 +48,11 @@ def resolve_workers(ledger: Ledger, who: list[str]) -> list[str]:
     for name in who:
         if name in by_pseudonym:
             out.append(by_pseudonym[name])
-        elif name.startswith("p") and len(name) == 17 and _hex(name[1:]):
+        elif is_pseudonym(name):
             raise CrowdkitError(f"{name}: no participant of this study has that pseudonym")
         else:
             out.append(name)
     return list(dict.fromkeys(out))
-
-
-def _hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
 
 
 def set_block(ledger: Ledger, platform: Platform, worker_id: str, *, blocked: bool,

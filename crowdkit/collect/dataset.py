@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,11 @@ def pseudonym(key: bytes, worker_id: str) -> str:
     """
     digest = hmac.new(key, worker_id.encode("utf-8"), hashlib.sha256).hexdigest()
     return "p" + digest[:PSEUDONYM_HEX_DIGITS]
+
+
+def is_pseudonym(text: str) -> bool:
+    """True for text shaped as `pseudonym` makes them (p and 16 lowercase hex digits)."""
+    return re.fullmatch(rf"p[0-9a-f]{{{PSEUDONYM_HEX_DIGITS}}}", text) is not None
 
 
 @dataclass
