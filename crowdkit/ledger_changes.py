@@ -54,9 +54,7 @@ class PostedChanges:
             self.log_event("hit.assignments_" + status, hit_id=hit_id, before=before,
                            added=added, error=error)
 
-    def additions(self, target: str | None = None) -> list[sqlite3.Row]:
-        if target is None:
-            return self.conn.execute("SELECT * FROM hit_additions ORDER BY created_at").fetchall()
+    def additions(self, target: str) -> list[sqlite3.Row]:
         return self.conn.execute(
             "SELECT * FROM hit_additions WHERE target = ? ORDER BY created_at", (target,)
         ).fetchall()

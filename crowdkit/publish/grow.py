@@ -27,10 +27,10 @@ def unsettled_additions(ledger: Ledger, target: str) -> int:
     return sum(1 for row in ledger.additions(target) if row["status"] != "done")
 
 
-def settle_additions(ledger: Ledger, platform: Platform) -> int:
-    """Record what happened to additions an earlier run left unfinished; return how many
-    turned out done. Runs before the plan, so the plan counts every assignment once."""
-    done = 0
+def settle_additions(ledger: Ledger, platform: Platform) -> None:
+    """Record what happened to additions an earlier run left unfinished (an intent, or a
+    call that failed, perhaps after MTurk made it): read from the HIT's MaxAssignments.
+    Runs before the plan, so the plan counts every assignment once."""
     for row in ledger.additions(platform.target):
         if row["status"] == "done":
             continue
@@ -45,9 +45,7 @@ def settle_additions(ledger: Ledger, platform: Platform) -> int:
         ledger.record_addition(
             request_token=row["request_token"], target=row["target"], hit_id=row["hit_id"],
             before=row["before"], added=row["added"], status="done" if made else "failed",
-            error=None if made else "not made by the earlier run")
-        done += made
-    return done
+            error=None if made else (row["error"] or "not made by the earlier run"))
 
 
 def add_assignments(ledger: Ledger, platform: Platform, additions: list[AddPlan],
