@@ -54,9 +54,9 @@ def dashboard_data(study: Study, platform: Platform) -> dict[str, Any]:
     }
     if study.db_path.exists():
         with Ledger.open(study.db_path) as ledger:
-            rows = [a for a in ledger.assignments()
-                    if a["hit_id"] in {h.hit_id for h in status.hits}]
-            dataset = build_dataset(study, ledger, target=platform.target)
+            hit_ids = {h.hit_id for h in status.hits}
+            rows = [a for a in ledger.assignments() if a["hit_id"] in hit_ids]
+            dataset = build_dataset(study, ledger, assignments=rows, target=platform.target)
         data["submissions"] = submissions_over_time(rows)
         data["work"] = work_time(rows, study.config.hit.reward)
         data.update(_judged(dataset))
