@@ -65,6 +65,13 @@ class NaturalExemplars(Strict):
             seen.add(batch.index)
         return self
 
+    def batch(self, index: int) -> ExemplarBatch:
+        """The batch with this index (indexes are unique); KeyError when there is none."""
+        for batch in self.batches:
+            if batch.index == index:
+                return batch
+        raise KeyError(index)
+
 
 class ImageSet(Strict):
     """One method's images of a unit (feature visualizations, or any other explanation's),

@@ -24,7 +24,7 @@ from typing import Any, Literal, cast
 from pydantic import Field
 
 from crowdkit import sources
-from crowdkit.manifest import ExemplarBatch, ImageRef, Manifest, Unit
+from crowdkit.manifest import ImageRef, Manifest
 from crowdkit.study import StudyConfig
 from crowdkit.trials.base import (
     BuildContext,
@@ -73,10 +73,6 @@ class RatingResponse(ResponseBase):
     rating: int = Field(ge=-10_000, le=10_000)
 
 
-def _batch(unit: Unit, index: int) -> ExemplarBatch:
-    return next(b for b in unit.natural.batches if b.index == index)
-
-
 class Rating(TrialType):
     name = "rating"
     public_model = PublicRating
@@ -112,7 +108,7 @@ class Rating(TrialType):
             return []
         d = ctx.config.design
         max_refs, _ = sources.get(name).references(
-            slot.unit, _batch(slot.unit, slot.batch), d.ratings.n_images, MAX_ONLY,
+            slot.unit, slot.unit.natural.batch(slot.batch), d.ratings.n_images, MAX_ONLY,
             d.image_selection)
         return max_refs
 

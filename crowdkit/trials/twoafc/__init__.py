@@ -25,7 +25,7 @@ from typing import Any, Literal, cast
 from pydantic import Field
 
 from crowdkit import sources
-from crowdkit.manifest import ExemplarBatch, Manifest, Unit
+from crowdkit.manifest import Manifest
 from crowdkit.study import StudyConfig
 from crowdkit.trials.base import (
     BuildContext,
@@ -94,13 +94,6 @@ def balanced_positions(n: int, rng: random.Random, odd_extra: str | None = None)
 
 def _other(position: str) -> str:
     return "bottom" if position == "top" else "top"
-
-
-def batch_of(unit: Unit, index: int) -> ExemplarBatch:
-    for batch in unit.natural.batches:
-        if batch.index == index:
-            return batch
-    raise KeyError(index)
 
 
 class TwoAFC(TrialType):
@@ -174,7 +167,7 @@ class TwoAFC(TrialType):
         d = ctx.config.design
         mode = slot.reference_mode or d.reference_mode
         n = slot.n_references or d.n_references
-        unit, batch = slot.unit, batch_of(slot.unit, slot.batch)
+        unit, batch = slot.unit, slot.unit.natural.batch(slot.batch)
         source = sources.get(slot.condition)
         if slot.phase == "catch" and not source.shows_references:
             # A catch trial needs something to copy: the batch's natural exemplars.
