@@ -242,17 +242,7 @@ class Ledger(PostedChanges):
                     )
                 self.conn.execute("DELETE FROM tasks")
                 self.conn.execute("DELETE FROM images")
-            created = now_iso()
-            self.conn.executemany(
-                "INSERT INTO images (key, path, bytes, content_type) VALUES (?, ?, ?, ?)",
-                [(k, v["path"], v["bytes"], v["content_type"]) for k, v in images.items()],
-            )
-            self.conn.executemany(
-                "INSERT INTO tasks (task_id, position, public_json, key_json, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(t.public.task_id, position, t.public.model_dump_json(),
-                  t.key.model_dump_json(), created) for position, t in enumerate(tasks)],
-            )
+            self._insert_design(tasks, images, start=0)
             self.set_meta("design_hash", design_hash)
             self.log_event("design.saved", design_hash=design_hash, tasks=len(tasks),
                            images=len(images), replaced=current)
@@ -264,22 +254,27 @@ class Ledger(PostedChanges):
         images stay exactly as they are, and `design_hash` becomes the design's hash."""
         with self.transaction():
             start = self.conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
-            self.conn.executemany(
-                "INSERT INTO images (key, path, bytes, content_type) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(key) DO NOTHING",
-                [(k, v["path"], v["bytes"], v["content_type"]) for k, v in images.items()],
-            )
-            created = now_iso()
-            self.conn.executemany(
-                "INSERT INTO tasks (task_id, position, public_json, key_json, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(t.public.task_id, start + i, t.public.model_dump_json(),
-                  t.key.model_dump_json(), created) for i, t in enumerate(tasks)],
-            )
+            self._insert_design(tasks, images, start=start)
             previous = self.design_hash()
             self.set_meta("design_hash", design_hash)
             self.log_event("design.grown", design_hash=design_hash, previous=previous,
                            added_tasks=len(tasks), tasks=start + len(tasks))
+
+    def _insert_design(self, tasks: list[DesignedTask], images: dict[str, ImageRecord], *,
+                       start: int) -> None:
+        """Images (one already stored stays as it is) and tasks at positions from `start`."""
+        self.conn.executemany(
+            "INSERT INTO images (key, path, bytes, content_type) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(key) DO NOTHING",
+            [(k, v["path"], v["bytes"], v["content_type"]) for k, v in images.items()],
+        )
+        created = now_iso()
+        self.conn.executemany(
+            "INSERT INTO tasks (task_id, position, public_json, key_json, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(t.public.task_id, start + i, t.public.model_dump_json(),
+              t.key.model_dump_json(), created) for i, t in enumerate(tasks)],
+        )
 
     def tasks(self) -> list[DesignedTask]:
         """All designed tasks in design order."""
