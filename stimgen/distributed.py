@@ -265,9 +265,11 @@ class RayTarget:
     spec: ModelSpec
 
     @classmethod
-    def for_job(cls, job: Any, device: str) -> RayTarget | None:
-        """The Ray side of a `StimuliJob` (None when it runs in this process)."""
-        if not job.ray:
+    def for_job(cls, job: Any, device: str, natural: Any, synthetic: Any) -> RayTarget | None:
+        """The Ray side of a `StimuliJob`: None when it runs in this process, or when the
+        run has nothing to compute (`natural`'s scans and `synthetic`'s renderings all
+        reused), so a rerun starts no cluster."""
+        if not job.ray or not (natural.scan_units or (synthetic and synthetic.todo)):
             return None
         ray = connect(job.ray)
         cfg = job.config

@@ -165,10 +165,10 @@ def render_stimuli(
     out.mkdir(parents=True, exist_ok=True)
     store = RecordStore(out / CACHE_DIR)
     tally = _Tally()
-    ray = RayTarget.for_job(job, device or cfg.device)
     natural_work = _natural_todo(cfg, model, units, folder, out, store, tally)
     synthetic_work = (_synthetic_todo(cfg, model, units, seed, out, store, tally)
                       if cfg.synthetic.enabled else None)
+    ray = RayTarget.for_job(job, device or cfg.device, natural_work, synthetic_work)
     if on_plan is not None:
         on_plan(plan_rendering(
             cfg, model, units, folder, requested_device=device or cfg.device,
