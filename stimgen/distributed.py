@@ -13,7 +13,7 @@ Three kinds of work go to Ray, each merged so that the result is the in-process 
   merges them in shard order. The merge sorts by (activation, dataset index), a total order,
   so it is associative and exact. Each finished shard is recorded, and an interrupted shard
   continues from its own checkpoint: a re-run redoes only unfinished shards.
-- feature visualization chunks (`render_chunks`): stimgen's chunks as they are planned
+- feature visualization chunks (`RayTarget.render`): stimgen's chunks as they are planned
   in-process, one task each (a chunk's images do not depend on which chunk it is in, nor
   where it runs).
 - machine-observer embedding batches (`map_tasks` with the observer's function).
@@ -233,26 +233,16 @@ def _scan_shard(shard: Shard, spec: ModelSpec, units: list[Any], folder: Any, k:
 # -- feature visualization chunks ----------------------------------------------------------
 
 
-def render_chunks(address: str, spec: ModelSpec, chunks: list[list[Any]], settings: Any,
-                  transform_seed: int,
-                  on_done: Callable[[int, list[Any]], None] | None = None) -> list[list[Any]]:
-    """Each chunk's rendered groups, one Ray task per chunk, in chunk order; `on_done(i,
-    groups)` as each finishes."""
-    return map_tasks(address, _render_chunk, chunks, spec, settings, transform_seed,
-                     device=spec.device, on_done=on_done)
-
-
-def _render_chunk(chunk: list[Any], spec: ModelSpec, settings: Any,
-                  transform_seed: int) -> list[Any]:
+def _render_chunk(chunk: list[Any], spec: ModelSpec, settings: Any, transform_seed: int,
+                  layer_order: dict[str, int]) -> list[Any]:
+    """One chunk's rendered groups in a worker, with the layer order the driver probed."""
     from stimgen.featurevis import render_targets
-    from stimgen.models import probe_layers
 
     model = worker_model(spec)
-    order = {name: info.order for name, info in probe_layers(model, [t.layer for t in chunk])
-             .items()}
     groups: list[Any] = []
     for part in render_targets(model, chunk, settings, transform_seed=transform_seed,
-                               layer_order=order, chunk_images=len(chunk) * settings.n_images):
+                               layer_order=layer_order,
+                               chunk_images=len(chunk) * settings.n_images):
         groups += part
     return groups
 
@@ -303,7 +293,8 @@ class RayTarget:
             finish(groups)
             advance(len(chunks[i]) * settings.steps)
 
-        render_chunks(self.address, self.spec, chunks, settings, transform_seed, on_done=done)
+        map_tasks(self.address, _render_chunk, chunks, self.spec, settings, transform_seed,
+                  layer_order, device=self.spec.device, on_done=done)
 
     def _chunk_images(self, image_size: int) -> int:
         """Images per chunk for the workers' device, measured where that device is: a
